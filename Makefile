@@ -1,0 +1,87 @@
+# behaviour-causal — `make help` lists the targets.
+# Quickstart: `make reproduce` (whole study, smoke preset, CPU, minutes) and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+ENV_OK  := $(VENV)/.bc-installed
+P       := $(or $(PRESET),smoke)
+RES     := results/$(P)
+NB      = $(RES)/$(1)/$(1).ipynb
+CODE    := $(shell find lib conf -type f \( -name '*.py' -o -name '*.yaml' \) 2>/dev/null)
+RUN     := $(PY) -m lib.runner --preset $(P)
+SWEEP   ?= ablations_smoke
+JOBS    ?= 2
+
+help: ## list every target with one line each
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  variables: PRESET=smoke|paper (default smoke; paper for 'make paper'), SWEEP=<conf/sweep name>, JOBS=N"
+
+env: $(ENV_OK) ## create the environment (.venv) from environment.yml if missing: conda when present, else venv + pip
+
+$(ENV_OK): environment.yml pyproject.toml
+	@if command -v conda >/dev/null 2>&1 && [ -z "$${BC_NO_CONDA:-}" ]; then \
+	  echo "[env] conda env at $(VENV) from environment.yml"; \
+	  if [ -x "$(PY)" ]; then conda env update -p $(VENV) -f environment.yml; else conda env create -p $(VENV) -f environment.yml; fi; \
+	else \
+	  echo "[env] python venv at $(VENV), pip list read from environment.yml"; \
+	  [ -x "$(PY)" ] || python3 -m venv $(VENV); \
+	  $(PY) -m pip install -q --upgrade pip; \
+	  $(PY) -m pip install -q $$(python3 lib/envspec.py environment.yml); \
+	fi
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+test: $(ENV_OK) ## run the test suite (unit tests + notebooks 01-05 on the smoke preset)
+	$(PY) -m pytest tests
+
+reproduce: $(ENV_OK) ## run the whole study on the smoke preset into paper/smoke/ and say where it is
+	@$(MAKE) study PRESET=smoke
+	@echo; echo "Tables, figures and metrics: paper/smoke/ (start with paper/smoke/RESULTS.md)"; \
+	 echo "Executed notebooks and raw results: results/smoke/"
+
+paper: $(ENV_OK) ## rebuild every table and figure of the study into paper/<preset>/ (PRESET=paper by default)
+	@$(MAKE) study PRESET=$(or $(PRESET),paper)
+
+study: $(ENV_OK) paper/$(P)/RESULTS.md
+
+data: $(ENV_OK) $(call NB,01_prepare_data) ## notebook 01: raw data -> validated Parquet tables + causal benchmarks
+train: $(ENV_OK) $(call NB,02_train_models) ## notebook 02: Lightning training, next-item tables, embeddings
+effects: $(ENV_OK) $(call NB,03_estimate_effects) ## notebook 03: EconML estimates vs ground truth and the RCT
+target: $(ENV_OK) $(call NB,04_target_interventions) ## notebook 04: uplift (Qini/AUUC), policy tree, interpretation
+ablations: $(ENV_OK) $(call NB,05_run_ablations) ## notebook 05: ablation sweeps (representation x estimator x ...)
+
+$(call NB,01_prepare_data): notebooks/01_prepare_data.py $(CODE)
+	$(RUN) 01_prepare_data
+$(call NB,02_train_models): notebooks/02_train_models.py $(call NB,01_prepare_data)
+	$(RUN) 02_train_models
+$(call NB,03_estimate_effects): notebooks/03_estimate_effects.py $(call NB,02_train_models)
+	$(RUN) 03_estimate_effects
+$(call NB,04_target_interventions): notebooks/04_target_interventions.py $(call NB,01_prepare_data)
+	$(RUN) 04_target_interventions
+$(call NB,05_run_ablations): notebooks/05_run_ablations.py $(call NB,02_train_models)
+	$(RUN) 05_run_ablations
+
+NOTEBOOKS := 01_prepare_data 02_train_models 03_estimate_effects 04_target_interventions 05_run_ablations
+paper/$(P)/RESULTS.md: $(foreach n,$(NOTEBOOKS),$(call NB,$(n)))
+	$(PY) -m lib.report --preset $(P)
+
+figures: $(ENV_OK) ## re-render tables, figures and metrics.json from saved results (no training)
+	$(PY) -m lib.report --preset $(P)
+
+sweep: $(ENV_OK) ## run a sweep: make sweep SWEEP=<name in conf/sweep> [JOBS=N] (resumable)
+	$(PY) -m lib.sweep $(SWEEP) --preset $(P) --jobs $(JOBS)
+
+bench: $(ENV_OK) ## throughput / fit-time benchmarks, printed as ratios against in-run baselines
+	$(PY) -m lib.bench
+
+lab: $(ENV_OK) ## open JupyterLab on notebooks/ (jupytext opens the .py files as notebooks)
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean: ## remove results/ and generated data (keeps the environment and committed paper/paper)
+	rm -rf results data/processed paper/smoke
+
+.PHONY: help env test reproduce paper study data train effects target ablations figures sweep bench lab clean

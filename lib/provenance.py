@@ -1,0 +1,83 @@
+"""What every run records next to its results: config, code version, data, seed, packages."""
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lib.config import REPO_ROOT
+from lib.io import sha256_file
+
+PACKAGES = (
+    "torch", "lightning", "transformers", "peft", "econml", "scikit-learn", "lightgbm",
+    "scikit-uplift", "pandas", "numpy", "pyarrow", "hydra-core", "papermill", "jupytext",
+)
+
+
+def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
+    """HEAD commit and whether tracked files differ from it (``unknown`` outside a git checkout)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "lib", "conf", "notebooks"))
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return {"sha": "unknown", "dirty": None}
+    return {"sha": sha, "dirty": dirty}
+
+
+def code_version(root: Path = REPO_ROOT) -> str:
+    """Commit SHA, with a hash of uncommitted changes to lib/conf/notebooks appended when dirty."""
+    state = git_state(root)
+    if not state["dirty"]:
+        return state["sha"]
+    diff = subprocess.run(["git", "diff", "HEAD", "--", "lib", "conf", "notebooks"], cwd=root,
+                          capture_output=True, check=True).stdout
+    import hashlib
+    return f"{state['sha']}+dirty.{hashlib.sha256(diff).hexdigest()[:12]}"
+
+
+def data_checksums(cfg: DictConfig) -> dict[str, str]:
+    """sha256 of every configured raw data file that exists under ``paths.data_root``."""
+    out = {}
+    for key, rel in sorted(cfg.data.files.items()):
+        path = Path(cfg.paths.data_root) / rel
+        out[key] = sha256_file(path) if path.is_file() else "missing"
+    return out
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def manifest(cfg: DictConfig, **extra: Any) -> dict[str, Any]:
+    """The provenance record written as ``manifest.json`` beside a run's outputs."""
+    return {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "git": git_state(),
+        "code_version": code_version(),
+        "data_sha256": data_checksums(cfg),
+        "seed": int(cfg.seed),
+        "packages": package_versions(),
+        "host": {"platform": platform.platform(), "machine": platform.machine(), "cpus": _cpus()},
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
+    }
+
+
+def _cpus() -> int:
+    import os
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,1 @@
+"""Tables, figures, ``metrics.json`` and ``RESULTS.md`` rendered from saved run results."""
