@@ -30,21 +30,17 @@ from lib.provenance import manifest
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 
-def notebook_path(name: str) -> Path:
-    path = NOTEBOOK_DIR / f"{name}.py"
+def notebook_path(name: str, notebook_dir: Path = NOTEBOOK_DIR) -> Path:
+    path = Path(notebook_dir) / f"{name}.py"
     if not path.is_file():
-        known = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
+        known = sorted(p.stem for p in Path(notebook_dir).glob("*.py"))
         raise FileNotFoundError(f"no notebook {path}; known notebooks: {known}")
     return path
 
 
-def default_run_dir(preset: str, name: str, overrides: Sequence[str] = ()) -> Path:
-    cfg = compose(preset, overrides)
-    return Path(cfg.paths.results) / name
-
-
 def run_notebook(name: str, preset: str = "smoke", overrides: Sequence[str] = (),
-                 run_dir: str | Path | None = None, progress: bool = False) -> Path:
+                 run_dir: str | Path | None = None, progress: bool = False,
+                 notebook_dir: str | Path = NOTEBOOK_DIR) -> Path:
     """Run ``notebooks/<name>.py`` and return the run directory holding its outputs.
 
     Raises papermill's ``PapermillExecutionError`` (with the cell's traceback) on failure,
@@ -56,7 +52,7 @@ def run_notebook(name: str, preset: str = "smoke", overrides: Sequence[str] = ()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", to_yaml(cfg))
 
-    source = jupytext.read(notebook_path(name))
+    source = jupytext.read(notebook_path(name, Path(notebook_dir)))
     source.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     executed = run_dir / f"{name}.ipynb"
     failed = run_dir / f"{name}.failed.ipynb"
@@ -64,7 +60,7 @@ def run_notebook(name: str, preset: str = "smoke", overrides: Sequence[str] = ()
     start = time.time()
     status, error = "ok", None
     with atomic_path(executed) as tmp_out:
-        tmp_in = tmp_out.with_name(tmp_out.name + ".in.ipynb")
+        tmp_in = tmp_out.with_name(tmp_out.stem + ".in.ipynb")
         nbformat.write(source, tmp_in)
         try:
             papermill.execute_notebook(
