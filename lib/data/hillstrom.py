@@ -1,0 +1,156 @@
+"""The Hillstrom (MineThatData 2008) e-mail RCT as a typed, validated table.
+
+Encodings (raw value -> stored value):
+
+- ``history_segment``: ``"1) $0 - $100"`` ... ``"7) $1,000 +"`` -> ordinal int8 1..7 (the leading number).
+- ``zip_code``: categorical with categories ``Urban, Surburban, Rural`` (spelling of the source kept).
+- ``channel``: categorical with categories ``Phone, Web, Multichannel``.
+- ``segment`` -> ``treatment`` int8: ``No E-Mail`` = 0, ``Mens E-Mail`` = 1, ``Womens E-Mail`` = 2.
+- ``mens, womens, newbie, visit, conversion`` -> int8 0/1; ``recency`` int64 (months since last
+  purchase); ``history`` and ``spend`` float64 (dollars).
+- ``customer_id`` = 0-based row number of the raw file; ``split`` in {train, test}, stratified
+  by treatment x conversion with a seeded shuffle.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+from sklearn.model_selection import train_test_split
+
+from lib.data.events import require_columns
+from lib.errors import InputError
+
+RAW_COLUMNS = ("recency", "history_segment", "history", "mens", "womens", "zip_code", "newbie", "channel",
+               "segment", "visit", "conversion", "spend")
+TREATMENTS = {"No E-Mail": 0, "Mens E-Mail": 1, "Womens E-Mail": 2}
+ZIP_CODES = ("Urban", "Surburban", "Rural")
+CHANNELS = ("Phone", "Web", "Multichannel")
+BINARY = ("mens", "womens", "newbie", "visit", "conversion")
+COVARIATES = ("recency", "history_segment", "history", "mens", "womens", "newbie", "zip_code", "channel")
+OUTCOMES = ("visit", "conversion", "spend")
+
+
+def _numeric(raw: pd.DataFrame, col: str, source: str) -> pd.Series:
+    if raw[col].isna().any():
+        row = int(np.flatnonzero(raw[col].isna().to_numpy())[0])
+        raise InputError(source, col, f"has {int(raw[col].isna().sum())} missing values (first at row {row})",
+                         "fill or drop those customers; the RCT needs complete records")
+    values = pd.to_numeric(raw[col], errors="coerce")
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise InputError(source, col, f"has a non-numeric value {raw[col].iloc[row]!r} at row {row}",
+                         "the column must hold numbers")
+    return values
+
+
+def _categorical(raw: pd.DataFrame, col: str, source: str, allowed: tuple[str, ...]) -> pd.Series:
+    bad = ~raw[col].isin(allowed)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(source, col, f"has an unknown or missing value {raw[col].iloc[row]!r} at row {row}",
+                         f"allowed values: {list(allowed)}")
+    return pd.Categorical(raw[col], categories=list(allowed))
+
+
+def encode(raw: pd.DataFrame, source: str = "hillstrom.csv") -> pd.DataFrame:
+    """Type and validate the raw Hillstrom columns (see the module docstring for encodings)."""
+    require_columns(raw, RAW_COLUMNS, source)
+    out = pd.DataFrame({"customer_id": np.arange(len(raw), dtype=np.int64)})
+    out["recency"] = _numeric(raw, "recency", source).astype(np.int64)
+    seg = raw["history_segment"].astype(str).str.extract(r"^\s*(\d)\)")[0]
+    if seg.isna().any() or not seg.astype(float).between(1, 7).all():
+        row = int(np.flatnonzero((seg.isna() | ~seg.astype(float).between(1, 7)).to_numpy())[0])
+        raise InputError(source, "history_segment", f"has an unknown label {raw['history_segment'].iloc[row]!r} "
+                         f"at row {row}", "labels look like '1) $0 - $100' ... '7) $1,000 +'")
+    out["history_segment"] = seg.astype(np.int8)
+    out["history"] = _numeric(raw, "history", source).astype(np.float64)
+    for col in ("mens", "womens", "newbie"):
+        out[col] = _binary(raw, col, source)
+    out["zip_code"] = _categorical(raw, "zip_code", source, ZIP_CODES)
+    out["channel"] = _categorical(raw, "channel", source, CHANNELS)
+    treatment = raw["segment"].map(TREATMENTS)
+    if treatment.isna().any():
+        row = int(np.flatnonzero(treatment.isna().to_numpy())[0])
+        raise InputError(source, "segment", f"has an unknown arm {raw['segment'].iloc[row]!r} at row {row}",
+                         f"arms must be one of {list(TREATMENTS)}")
+    arms = sorted(raw["segment"].unique())
+    if len(arms) < 2:
+        raise InputError(source, "segment", f"has a single arm {arms}",
+                         "use the full experiment; an effect needs treated and control customers")
+    out["treatment"] = treatment.astype(np.int8)
+    for col in ("visit", "conversion"):
+        out[col] = _binary(raw, col, source)
+    out["spend"] = _numeric(raw, "spend", source).astype(np.float64)
+    return out
+
+
+def _binary(raw: pd.DataFrame, col: str, source: str) -> pd.Series:
+    values = _numeric(raw, col, source)
+    if not values.isin([0, 1]).all():
+        row = int(np.flatnonzero((~values.isin([0, 1])).to_numpy())[0])
+        raise InputError(source, col, f"has a non-binary value {raw[col].iloc[row]!r} at row {row}", "use 0 or 1")
+    return values.astype(np.int8)
+
+
+def stratified_split(df: pd.DataFrame, test_size: float, seed: int) -> pd.Series:
+    """``train`` / ``test`` labels stratified by treatment x conversion (seeded)."""
+    strata = df["treatment"].astype(int) * 2 + df["conversion"].astype(int)
+    _, test_idx = train_test_split(np.arange(len(df)), test_size=test_size, random_state=seed, stratify=strata)
+    split = np.full(len(df), "train", dtype=object)
+    split[test_idx] = "test"
+    return pd.Series(split, index=df.index, name="split")
+
+
+def read_hillstrom(path: str | Path, test_size: float = 0.3, seed: int = 0) -> pd.DataFrame:
+    """Read, encode and split the raw CSV (the canonical ``hillstrom.parquet`` table)."""
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    df = encode(raw, str(path))
+    df["split"] = stratified_split(df, test_size, seed)
+    return df
+
+
+def design_matrix(df: pd.DataFrame) -> pd.DataFrame:
+    """Numeric pre-treatment covariates, categoricals one-hot with the first level dropped.
+
+    Dropping ``zip_code=Urban`` and ``channel=Phone`` keeps the matrix full rank next to an
+    intercept. Treatment and outcomes are never included.
+
+    Examples
+    --------
+    >>> raw = pd.DataFrame({"recency": [1], "history_segment": [3], "history": [250.0], "mens": [1],
+    ...                     "womens": [0], "newbie": [1], "zip_code": pd.Categorical(["Rural"], ZIP_CODES),
+    ...                     "channel": pd.Categorical(["Web"], CHANNELS)})
+    >>> design_matrix(raw).columns.tolist()[-4:]
+    ['zip_code_Surburban', 'zip_code_Rural', 'channel_Web', 'channel_Multichannel']
+    """
+    require_columns(df, COVARIATES, "hillstrom table")
+    base = df[["recency", "history_segment", "history", "mens", "womens", "newbie"]].astype(np.float64)
+    zips = pd.get_dummies(pd.Categorical(df["zip_code"], categories=ZIP_CODES), prefix="zip_code", dtype=np.float64)
+    chans = pd.get_dummies(pd.Categorical(df["channel"], categories=CHANNELS), prefix="channel", dtype=np.float64)
+    zips.index = chans.index = df.index
+    return pd.concat([base, zips.iloc[:, 1:], chans.iloc[:, 1:]], axis=1)
+
+
+def encoding_table() -> pd.DataFrame:
+    """The categorical encodings as a table (column, raw value, code)."""
+    rows = [("treatment (segment)", k, v) for k, v in TREATMENTS.items()]
+    labels = ["$0 - $100", "$100 - $200", "$200 - $350", "$350 - $500", "$500 - $750", "$750 - $1,000", "$1,000 +"]
+    rows += [("history_segment", f"{i}) {lab}", i) for i, lab in enumerate(labels, start=1)]
+    rows += [("zip_code", z, f"category {i}") for i, z in enumerate(ZIP_CODES)]
+    rows += [("channel", c, f"category {i}") for i, c in enumerate(CHANNELS)]
+    return pd.DataFrame(rows, columns=["column", "raw_value", "encoded"]).astype(str)
+
+
+def load_prepared(cfg: DictConfig) -> pd.DataFrame:
+    """The ``hillstrom.parquet`` table written by notebook 01."""
+    path = Path(cfg.paths.processed) / "hillstrom" / "hillstrom.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {path}: run `python -m lib.runner 01_prepare_data "
+                                f"--preset {cfg.preset_name}` first (paths.processed = {cfg.paths.processed})")
+    df = pd.read_parquet(path)
+    require_columns(df, ("customer_id", *COVARIATES, "treatment", *OUTCOMES, "split"), str(path))
+    return df
