@@ -1,0 +1,218 @@
+"""Execute the runs of a sweep: resumable, failure-isolated, parallel, with progress.
+
+Every run writes ``<run_dir>/status.json`` exactly once, atomically, when it ends (``ok``
+or ``failed`` with the traceback), so
+
+* a run with ``status: ok`` is skipped on the next invocation;
+* a failed run, or one without a status (killed, Ctrl-C), is cleaned and run again;
+* an exception in one run is recorded and the other runs go on.
+
+``jobs > 1`` runs that many runs at once in worker processes (each notebook also gets
+its own kernel process). ``launcher="submitit"`` sends the same runs to SLURM as a job
+array instead (see :mod:`lib.sweep`).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import re
+import shutil
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from tqdm.auto import tqdm
+
+from lib.io import read_json, write_json
+from lib.runner import run_notebook
+from lib.sweep.spec import Run, SweepSpec, expand, load_sweep
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass
+class SweepResult:
+    """Counts and records of one invocation of :func:`run_sweep`."""
+
+    name: str
+    root: Path
+    runs: list[Run]
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> dict[str, dict[str, Any]]:
+        return {h: r for h, r in self.records.items() if r.get("status") != "ok"}
+
+
+def run_status(run: Run) -> str:
+    """``ok``, ``failed`` or ``missing`` (never finished) for a planned run."""
+    path = run.run_dir / "status.json"
+    if not path.is_file():
+        return "missing"
+    return str(read_json(path).get("status", "missing"))
+
+
+def execute_run(run: Run) -> dict[str, Any]:
+    """Run the notebook chain of ``run`` in its folder and write ``status.json`` at the end.
+
+    Exceptions of the notebooks are caught and recorded; ``KeyboardInterrupt`` and
+    ``SystemExit`` are not, so an interrupted run leaves no status and is redone later.
+    """
+    # leftovers of an interrupted or failed attempt would mix with the new outputs
+    if run.run_dir.exists():
+        shutil.rmtree(run.run_dir)
+    run.run_dir.mkdir(parents=True)
+    started = time.time()
+    status, error, trace, failed_notebook = "ok", None, None, None
+    for notebook, extra in zip(run.notebooks, run.chain_overrides):
+        try:
+            run_notebook(notebook, run.preset, [*run.overrides, *extra], run_dir=run.run_dir / notebook,
+                         notebook_dir=run.notebook_dir)
+        except Exception as exc:  # recorded in status.json; the sweep goes on with other runs
+            status, failed_notebook = "failed", notebook
+            error = _ANSI.sub("", f"{type(exc).__name__}: {exc}")
+            trace = _ANSI.sub("", traceback.format_exc())
+            break
+    record = {
+        "status": status,
+        "sweep": run.sweep,
+        "hash": run.hash,
+        "preset": run.preset,
+        "notebooks": list(run.notebooks),
+        "params": run.params,
+        "overrides": list(run.overrides),
+        "failed_notebook": failed_notebook,
+        "error": error,
+        "traceback": trace,
+        "wall_time_s": round(time.time() - started, 2),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_json(run.run_dir / "status.json", record)
+    return record
+
+
+def _plan_record(run: Run) -> dict[str, Any]:
+    out = asdict(run)
+    out["run_dir"] = run.run_dir.name
+    out["notebook_dir"] = str(run.notebook_dir)
+    return out
+
+
+def run_sweep(spec: SweepSpec | str | Path, preset: str | None = None, jobs: int = 1,
+              root: str | Path | None = None, code_version: str | None = None, launcher: str = "local",
+              progress: bool = True, on_result: Callable[[dict[str, Any]], None] | None = None) -> SweepResult:
+    """Run every unfinished run of a sweep and return the counts.
+
+    Parameters
+    ----------
+    spec : SweepSpec, name in ``conf/sweep`` or path to a YAML file
+    preset : str, optional
+        Base preset (default: the sweep file's ``preset``).
+    jobs : int
+        Runs executed at once (``local`` launcher).
+    root : path, optional
+        Folder of the run folders (default ``results/<preset>/sweeps/<name>``).
+    code_version : str, optional
+        Pin the code version in the run hashes (default: the checkout's).
+    launcher : {"local", "submitit"}
+    progress : bool
+        Show a tqdm bar with done / failed / skipped counts.
+    """
+    spec = spec if isinstance(spec, SweepSpec) else load_sweep(spec)
+    runs = expand(spec, preset, root, code_version)
+    root = runs[0].run_dir.parent if runs else Path(root or ".")
+    write_json(root / "plan.json", {"sweep": spec.name, "preset": preset or spec.preset,
+                                    "runs": [_plan_record(r) for r in runs]})
+    result = SweepResult(spec.name, root, runs)
+    todo = []
+    for run in runs:
+        if run_status(run) == "ok":
+            result.skipped += 1
+            result.records[run.hash] = read_json(run.run_dir / "status.json")
+        else:
+            todo.append(run)
+    bar = tqdm(total=len(runs), initial=result.skipped, desc=f"sweep {spec.name}", unit="run",
+               disable=not progress)
+
+    def finish(record: dict[str, Any]) -> None:
+        result.records[record["hash"]] = record
+        if record["status"] == "ok":
+            result.done += 1
+        else:
+            result.failed += 1
+            bar.write(f"[sweep] run {record['hash'][:16]} failed: {str(record['error']).splitlines()[0][:200]}")
+        bar.update(1)
+        bar.set_postfix(done=result.done, failed=result.failed, skipped=result.skipped)
+        if on_result is not None:
+            on_result(record)
+
+    bar.set_postfix(done=0, failed=0, skipped=result.skipped)
+    try:
+        if launcher == "submitit":
+            _run_submitit(todo, root, spec.launcher, finish)
+        elif launcher != "local":
+            raise ValueError(f"unknown launcher {launcher!r}; use 'local' or 'submitit'")
+        elif jobs <= 1:
+            for run in todo:
+                finish(execute_run(run))
+        else:
+            _run_pool(todo, jobs, finish)
+    finally:
+        bar.close()
+    return result
+
+
+def _run_pool(todo: Iterable[Run], jobs: int, finish: Callable[[dict[str, Any]], None]) -> None:
+    """Run in ``jobs`` spawned workers; on Ctrl-C cancel what has not started."""
+    # spawn: a fresh interpreter per worker, no forked ZMQ / thread state from the parent
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    pending: dict[Future, Run] = {pool.submit(execute_run, run): run for run in todo}
+    try:
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                run = pending.pop(future)
+                try:
+                    finish(future.result())
+                except Exception as exc:  # the worker process itself died (e.g. killed, out of memory)
+                    finish(_crash_record(run, exc))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _crash_record(run: Run, exc: BaseException) -> dict[str, Any]:
+    record = {"status": "failed", "sweep": run.sweep, "hash": run.hash, "preset": run.preset,
+              "notebooks": list(run.notebooks), "params": run.params, "overrides": list(run.overrides),
+              "failed_notebook": None, "error": f"worker crashed: {type(exc).__name__}: {exc}",
+              "traceback": "".join(traceback.format_exception(exc)), "wall_time_s": None,
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    write_json(run.run_dir / "status.json", record)
+    return record
+
+
+def _run_submitit(todo: list[Run], root: Path, params: dict[str, Any],
+                  finish: Callable[[dict[str, Any]], None]) -> None:
+    """Submit the runs as one SLURM job array with ``submitit.AutoExecutor`` and wait for them.
+
+    ``params`` (the sweep file's ``launcher:`` block) go to ``executor.update_parameters``,
+    e.g. ``{timeout_min: 120, slurm_partition: gpu, gpus_per_node: 1, cpus_per_task: 8}``.
+    """
+    try:
+        import submitit
+    except ImportError as exc:
+        raise RuntimeError("launcher 'submitit' needs the submitit package: pip install submitit") from exc
+    executor = submitit.AutoExecutor(folder=root / ".submitit" / "%j")
+    executor.update_parameters(**params)
+    jobs = executor.map_array(execute_run, todo) if todo else []
+    for job, run in zip(jobs, todo):
+        try:
+            finish(job.result())
+        except Exception as exc:  # the SLURM job died before writing a status
+            finish(_crash_record(run, exc))
