@@ -1,0 +1,1 @@
+"""Causal estimation over user representations: EconML estimators, diagnostics, uplift, policy."""
