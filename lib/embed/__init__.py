@@ -1,0 +1,1 @@
+"""User and customer embeddings for the causal study: storage, bag-of-items SVD, export."""
