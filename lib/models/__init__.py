@@ -1,0 +1,1 @@
+"""Neural models of user behaviour: item-sequence transformers (and heads built on them)."""

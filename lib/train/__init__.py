@@ -1,0 +1,1 @@
+"""Lightning training of the behaviour models: ``python -m lib.train`` and :func:`lib.train.run.train`."""

@@ -1,0 +1,104 @@
+"""``train(cfg) -> (metrics, objects)``: one next-item training run from a composed config.
+
+Kept apart from the command line (``lib/train/__main__.py``) so tests and benchmarks call
+it in-process. A run lives in ``{paths.checkpoints}/{run_name}/``: ``best-*.ckpt`` (best
+``trainer.monitor``), ``last.ckpt``, ``csv/version_N/metrics.csv``, ``tb/`` and
+``metrics.json``. Rerunning the same configuration resumes from ``last.ckpt``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from lib.io import write_json
+from lib.train.datamodule import from_config
+from lib.train.nextitem import NextItemModule
+
+# trainer keys that do not change what is learned: a run keeps its folder (and resumes) when
+# only these differ, e.g. a longer max_epochs continues the same run
+_NOT_IN_RUN_ID = ("enable_progress_bar", "cpu_threads", "num_workers", "resume", "run_name", "log_every_n_steps",
+                  "max_epochs", "max_steps", "patience", "ckpt_every_n_steps", "eval_batch_size")
+TRAINER_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision", "accumulate_grad_batches",
+                "max_epochs", "max_steps", "gradient_clip_val", "val_check_interval", "log_every_n_steps",
+                "enable_progress_bar", "deterministic")
+
+
+def run_name(cfg: DictConfig) -> str:
+    """``<dataset>-<arch>-<size>-<hash>`` of everything that shapes the trained weights."""
+    if cfg.trainer.run_name:
+        return str(cfg.trainer.run_name)
+    trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if k not in _NOT_IN_RUN_ID}
+    key = {"model": OmegaConf.to_container(cfg.model), "trainer": trainer, "seed": cfg.seed,
+           "processed": cfg.paths.processed}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{cfg.trainer.dataset}-{cfg.model.arch}-{cfg.model.size}-{digest}"
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheckpoint]:
+    """A ``lightning.Trainer`` from ``cfg.trainer`` with checkpointing, early stopping and loggers."""
+    tcfg = cfg.trainer
+    best = ModelCheckpoint(dirpath=run_dir, filename="best-{epoch}-{step}", monitor=tcfg.monitor, mode="max",
+                           save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    callbacks: list[Any] = [best, EarlyStopping(monitor=tcfg.monitor, mode="max", patience=tcfg.patience,
+                                                check_on_train_epoch_end=False)]
+    if tcfg.ckpt_every_n_steps:
+        # refreshes last.ckpt mid-epoch so a killed run loses at most N steps
+        callbacks.append(ModelCheckpoint(dirpath=run_dir, save_top_k=0, save_last=True,
+                                         every_n_train_steps=int(tcfg.ckpt_every_n_steps)))
+    kwargs = {k: tcfg[k] for k in TRAINER_KEYS}
+    kwargs["precision"] = str(kwargs["precision"])
+    trainer = L.Trainer(
+        **kwargs, callbacks=callbacks, default_root_dir=str(run_dir),
+        logger=[CSVLogger(str(run_dir), name="csv"), TensorBoardLogger(str(run_dir), name="tb")],
+        # our DataModule builds the distributed / sharded samplers itself (see lib/train/datamodule.py)
+        use_distributed_sampler=False, num_sanity_val_steps=0,
+    )
+    return trainer, best
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit (or resume) a next-item model, test the best checkpoint once, write ``metrics.json``.
+
+    Returns
+    -------
+    metrics : dict
+        ``test/hr@K``, ``test/ndcg@K``, ``test/loss``, ``best/<monitor>``, ``global_step``,
+        ``start_step`` (> 0 when resumed), ``epochs``, ``wall_s`` and the checkpoint paths.
+    objects : dict
+        ``trainer``, ``module``, ``datamodule``, ``run_dir``.
+    """
+    start = time.perf_counter()
+    if cfg.trainer.cpu_threads:
+        torch.set_num_threads(int(cfg.trainer.cpu_threads))
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, item_attrs, meta = from_config(cfg)
+    module = NextItemModule(cfg.model, datamodule.n_items, item_attrs, int(meta.get("n_attrs", 0)))
+    run_dir = Path(cfg.paths.checkpoints) / run_name(cfg)
+    trainer, best = build_trainer(cfg, run_dir)
+    last = run_dir / "last.ckpt"
+    resume_from = str(last) if cfg.trainer.resume and last.is_file() else None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    best_path = best.best_model_path or (str(last) if last.is_file() else None)
+    test = trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)[0]
+    metrics: dict[str, Any] = {k: float(v) for k, v in test.items()}
+    metrics.update({
+        f"best/{cfg.trainer.monitor}": float(best.best_model_score) if best.best_model_score is not None else None,
+        "global_step": int(trainer.global_step),
+        "start_step": int(module.start_step if module.start_step is not None else trainer.global_step),
+        "epochs": int(trainer.current_epoch), "resumed_from": resume_from, "best_ckpt": best_path,
+        "last_ckpt": str(last), "run_dir": str(run_dir), "run_name": run_dir.name,
+        "dataset": cfg.trainer.dataset, "arch": cfg.model.arch, "size": cfg.model.size,
+        "world_size": int(trainer.world_size), "wall_s": time.perf_counter() - start,
+    })
+    if trainer.is_global_zero:
+        write_json(run_dir / "metrics.json", metrics)
+    return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule, "run_dir": run_dir}
