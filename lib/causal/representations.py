@@ -1,0 +1,114 @@
+"""Confounder matrices ``W`` for a named representation of the units.
+
+Representation names (``causal.*.representations``):
+
+* ``none``: no adjustment (``W`` is empty; effect modifiers ``X`` still enter the model);
+* ``oracle``: the benchmark's true confounders ``CausalData.W_true``, restricted to the
+  columns that form the adjustment set of ``CausalData.graph`` when the graph names them;
+* ``raw``: the raw pre-treatment covariates (Hillstrom design matrix); for the
+  semi-synthetic benchmark, whose raw covariate is the item history itself, the
+  bag-of-items matrix is its tabular form, so ``raw`` falls back to ``W_true``;
+* ``bag_svd``: bag-of-items truncated SVD of the history; loaded from the exported file
+  when present, otherwise computed here from the histories (so it always runs);
+* ``seq_pretrained``, ``seq_finetuned``, ``text_frozen``, ``text_lora``, ``text_full``:
+  user vectors exported by notebook 02, aligned to the units by id.
+
+Wide representations are optionally reduced to ``causal.pca_dim`` principal components
+(PCA fitted on the units of this benchmark, fixed ``random_state``): with linear nuisance
+models this keeps the cross-fitted regressions well conditioned.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+
+from lib.embed.store import VARIANTS, align, embedding_stem, load_embeddings
+
+REPRESENTATIONS = ("none", "raw", "oracle", "bag_svd", "seq_pretrained", "seq_finetuned",
+                   "text_frozen", "text_lora", "text_full")
+
+
+class RepresentationUnavailable(FileNotFoundError):
+    """The embedding file of a representation has not been exported (yet)."""
+
+
+def adjustment_columns(data: Any) -> list[str]:
+    """Columns of ``data.W_true`` that the causal graph names as its adjustment set.
+
+    Falls back to all columns of ``W_true`` when the graph's adjustment set is stated in
+    terms of a node (e.g. ``history``) that ``W_true`` summarises as several columns.
+    """
+    cols = list(data.W_true.columns)
+    graph = getattr(data, "graph", None)
+    if graph is None:
+        return cols
+    adj = set(graph.adjustment_set())
+    chosen = [c for c in cols if c in adj]
+    return chosen or cols
+
+
+def build_W(data: Any, name: str, population: str, embeddings_dir: str | Path | None = None,
+            pca_dim: int | None = None, seed: int = 0, histories: Sequence[Sequence[int]] | None = None,
+            n_items: int | None = None, bag_dim: int = 64, bag_weighting: str = "tfidf") -> np.ndarray | None:
+    """``W`` (float64 ``[n_units, d]``) of representation ``name`` for ``data`` (a ``CausalData``).
+
+    Parameters
+    ----------
+    data : CausalData
+        Supplies ``unit_id`` (alignment) and ``W_true``.
+    name : str
+        One of :data:`REPRESENTATIONS`.
+    population : {"beauty", "sports", "hillstrom"}
+        Which exported embedding files to read.
+    embeddings_dir : path, optional
+        ``cfg.paths.embeddings``.
+    pca_dim : int, optional
+        Reduce to this many principal components when ``d > pca_dim`` (0/None = keep all).
+    histories, n_items : optional
+        Histories ``items[:-2]`` of ``data.unit_id`` in the same order, for ``bag_svd``
+        computed from data when no exported file exists.
+
+    Raises
+    ------
+    RepresentationUnavailable
+        The exported file is missing (callers skip the representation with a note).
+    InputError
+        The file lacks vectors for some units (message names the file and the count).
+    """
+    if name not in REPRESENTATIONS:
+        raise ValueError(f"unknown representation {name!r}; choose one of {REPRESENTATIONS}")
+    if name == "none":
+        return None
+    if name in ("oracle", "raw"):
+        if data.W_true is None:
+            raise RepresentationUnavailable(f"{data.name} has no W_true, so representation {name!r} is undefined")
+        W = data.W_true[adjustment_columns(data)] if name == "oracle" else data.W_true
+        return _reduce(W.to_numpy(dtype=np.float64), pca_dim, seed)
+    assert name in VARIANTS
+    stem = embedding_stem(embeddings_dir, population, name) if embeddings_dir is not None else None
+    if stem is not None and stem.with_suffix(".npz").is_file():
+        ids, emb, _ = load_embeddings(stem)
+        W = align(ids, emb, np.asarray(data.unit_id), source=str(stem.with_suffix(".npz"))).astype(np.float64)
+    elif name == "bag_svd" and histories is not None and n_items is not None:
+        from lib.embed.bag import bag_svd
+
+        if len(histories) != len(data.unit_id):
+            raise ValueError(f"bag_svd: {len(histories)} histories for {len(data.unit_id)} units; pass them in unit order")
+        W = bag_svd(histories, n_items, bag_dim, seed, bag_weighting).astype(np.float64)
+    else:
+        raise RepresentationUnavailable(
+            f"no exported embeddings for representation {name!r} of {population} "
+            f"({stem}.npz missing); run notebook 02_train_models first")
+    return _reduce(W, pca_dim, seed)
+
+
+def _reduce(W: np.ndarray, pca_dim: int | None, seed: int) -> np.ndarray:
+    """Standardise and PCA-reduce ``W`` to ``pca_dim`` columns when it is wider."""
+    if not pca_dim or W.shape[1] <= pca_dim:
+        return W
+    Z = StandardScaler().fit_transform(W)
+    return PCA(n_components=int(pca_dim), svd_solver="full", random_state=seed).fit_transform(Z)

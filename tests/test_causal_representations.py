@@ -1,0 +1,52 @@
+"""Representations: embedding alignment by id, missing files, PCA determinism, graph adjustment set."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib.causal.representations import RepresentationUnavailable, build_W
+from lib.embed.store import save_embeddings
+from lib.errors import InputError
+from lib.simulate.base import CausalData
+from lib.simulate.graphs import CausalGraph
+
+
+def _data(n=50):
+    rng = np.random.default_rng(0)
+    graph = CausalGraph(roles={"H": "history", "w1": "confounder", "T": "treatment", "Y": "outcome"},
+                        edges=[("H", "w1"), ("w1", "T"), ("w1", "Y"), ("T", "Y")])
+    return CausalData(name="toy", unit_id=np.arange(100, 100 + n, dtype=np.int64), T=rng.integers(0, 2, n),
+                      Y=rng.normal(size=n), X=pd.DataFrame({"x": rng.normal(size=n)}),
+                      W_true=pd.DataFrame({"w1": rng.normal(size=n), "noise": rng.normal(size=n)}),
+                      tau=None, propensity=None, ate_true=None, graph=graph)
+
+
+def test_embeddings_aligned_by_id(tmp_path):
+    data = _data()
+    ids = data.unit_id[::-1].copy()
+    emb = np.column_stack([ids, -ids]).astype(np.float32)
+    save_embeddings(tmp_path / "beauty__seq_pretrained", ids, emb, {"variant": "seq_pretrained", "population": "beauty"})
+    W = build_W(data, "seq_pretrained", "beauty", tmp_path)
+    np.testing.assert_array_equal(W[:, 0], data.unit_id)
+
+
+def test_missing_ids_and_missing_file(tmp_path):
+    data = _data()
+    ids = data.unit_id[:-7]
+    save_embeddings(tmp_path / "beauty__text_frozen", ids, np.ones((len(ids), 3), np.float32),
+                    {"variant": "text_frozen", "population": "beauty"})
+    with pytest.raises(InputError, match=r"beauty__text_frozen\.npz.*lack 7 of 50"):
+        build_W(data, "text_frozen", "beauty", tmp_path)
+    with pytest.raises(RepresentationUnavailable, match="seq_finetuned"):
+        build_W(data, "seq_finetuned", "beauty", tmp_path)
+
+
+def test_oracle_follows_graph_and_pca_is_deterministic():
+    data = _data()
+    assert build_W(data, "oracle", "beauty").shape == (50, 1)      # adjustment set {w1}
+    assert build_W(data, "raw", "beauty").shape == (50, 2)
+    assert build_W(data, "none", "beauty") is None
+    hist = [[1 + (i % 5), 2 + (i % 7), 3] for i in range(50)]
+    a = build_W(data, "bag_svd", "beauty", None, pca_dim=2, histories=hist, n_items=10, bag_dim=5)
+    b = build_W(data, "bag_svd", "beauty", None, pca_dim=2, histories=hist, n_items=10, bag_dim=5)
+    assert a.shape == (50, 2)
+    np.testing.assert_array_equal(a, b)
