@@ -1,0 +1,126 @@
+"""Sweeps over the fixture notebooks: expansion, hashing, resume after a kill, failure isolation, jobs=2."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lib.config import REPO_ROOT
+from lib.io import read_json
+from lib.sweep import collect, expand, load_sweep, points, run_status, run_sweep
+from lib.sweep.spec import format_value
+
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "notebooks"
+CODE = "fixture-code-v1"  # pinned so commits made while the tests run do not change the hashes
+
+
+def write_sweep(tmp_path: Path, body: str, name: str = "fx") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"notebook_dir: {FIXTURES}\npreset: smoke\n" + body)
+    return path
+
+
+CHAIN = """\
+notebooks: [fx_produce, fx_consume]
+overrides: ["+paths.fx_input=${paths.results}/fx_produce"]
+grid:
+  +fixture.scale: [1, 3]
+seeds: [0, 1]
+"""
+
+
+def test_expansion_is_a_stable_cartesian_product(tmp_path):
+    spec = load_sweep(write_sweep(tmp_path, CHAIN))
+    assert points(spec) == [{"+fixture.scale": 1, "seed": 0}, {"+fixture.scale": 1, "seed": 1},
+                            {"+fixture.scale": 3, "seed": 0}, {"+fixture.scale": 3, "seed": 1}]
+    runs = expand(spec, root=tmp_path / "out", code_version=CODE)
+    again = expand(spec, root=tmp_path / "out", code_version=CODE)
+    assert [r.hash for r in runs] == [r.hash for r in again]
+    assert len({r.hash for r in runs}) == 4
+    # the code version is part of a run's identity
+    assert expand(spec, root=tmp_path / "out", code_version="other")[0].hash != runs[0].hash
+    # the second notebook reads the first one's output inside the same run folder
+    assert runs[0].chain_overrides[0] == ()
+    assert runs[0].chain_overrides[1] == (f"paths.fx_input={runs[0].run_dir / 'fx_produce'}",)
+
+
+def test_explicit_runs_combine_with_grid_and_bad_keys_fail_before_running(tmp_path):
+    spec = load_sweep(write_sweep(tmp_path, "notebooks: fx_produce\nruns:\n  - {seed: 4}\n  - [seed=5]\n"
+                                            "grid:\n  +fixture.scale: [2]\n"))
+    assert points(spec) == [{"seed": 4, "+fixture.scale": 2}, {"seed": "5", "+fixture.scale": 2}]
+    bad = load_sweep(write_sweep(tmp_path, "notebooks: [fx_produce]\ngrid:\n  no_such.knob: [1, 2]\n", "bad"))
+    with pytest.raises(Exception, match="no_such"):
+        expand(bad, root=tmp_path / "bad", code_version=CODE)
+    assert format_value(["a b", True, None]) == "['a b',true,null]"
+
+
+def test_chained_parallel_sweep_and_collect(tmp_path):
+    spec = load_sweep(write_sweep(tmp_path, CHAIN))
+    result = run_sweep(spec, jobs=2, root=tmp_path / "out", code_version=CODE, progress=False)
+    assert (result.done, result.failed, result.skipped) == (4, 0, 0)
+    table = collect("fx", "smoke", root=tmp_path / "out").sort_values(["fixture.scale", "seed"])
+    # fx_produce: value = scale * (seed + 1); fx_consume doubles what produce wrote in the same run
+    assert table["fx.value"].tolist() == [1.0, 2.0, 3.0, 6.0]
+    assert table["fx.doubled"].tolist() == [2.0, 4.0, 6.0, 12.0]
+    assert set(table["status"]) == {"ok"}
+    again = run_sweep(spec, jobs=2, root=tmp_path / "out", code_version=CODE, progress=False)
+    assert (again.done, again.failed, again.skipped) == (0, 0, 4)
+
+
+def test_failure_is_isolated_reported_and_only_it_is_retried(tmp_path):
+    marker = tmp_path / "fail_now"
+    marker.touch()
+    spec = load_sweep(write_sweep(tmp_path, f"""\
+notebooks: [fx_produce]
+runs:
+  - {{seed: 0}}
+  - {{seed: 1, +fixture.fail_when: {marker}}}
+  - {{seed: 2}}
+"""))
+    first = run_sweep(spec, root=tmp_path / "out", code_version=CODE, progress=False)
+    assert (first.done, first.failed) == (2, 1)
+    (failed_hash, record), = first.failures.items()
+    assert record["params"]["seed"] == 1 and record["failed_notebook"] == "fx_produce"
+    assert "planted failure for seed 1" in record["traceback"]
+    runs = expand(spec, root=tmp_path / "out", code_version=CODE)
+    assert [run_status(r) for r in runs] == ["ok", "failed", "ok"]
+    ok_times = {r.hash: (r.run_dir / "status.json").stat().st_mtime_ns for r in runs if r.hash != failed_hash}
+
+    marker.unlink()  # the cause is fixed; the rerun retries only the failed run
+    second = run_sweep(spec, root=tmp_path / "out", code_version=CODE, progress=False)
+    assert (second.done, second.failed, second.skipped) == (1, 0, 2)
+    assert [run_status(r) for r in runs] == ["ok", "ok", "ok"]
+    assert {h: (tmp_path / "out" / h[:16] / "status.json").stat().st_mtime_ns for h in ok_times} == ok_times
+
+
+def test_killed_sweep_resumes_only_missing_runs(tmp_path):
+    spec_path = write_sweep(tmp_path, "notebooks: [fx_produce]\noverrides: ['+fixture.sleep=2']\nseeds: [0, 1, 2]\n")
+    root = tmp_path / "out"
+    cmd = [sys.executable, "-m", "lib.sweep", str(spec_path), "--root", str(root), "--code-version", CODE,
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    runs = expand(load_sweep(spec_path), root=root, code_version=CODE)
+    deadline = time.time() + 120
+    while run_status(runs[0]) != "ok":
+        assert proc.poll() is None and time.time() < deadline, "first run did not finish"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep, its kernel and everything it started
+    proc.wait()
+    statuses = [run_status(r) for r in runs]
+    assert statuses[0] == "ok" and statuses[2] == "missing"
+    first_done = (runs[0].run_dir / "status.json").stat().st_mtime_ns
+
+    rerun = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "skipped" in rerun.stdout
+    assert [run_status(r) for r in runs] == ["ok", "ok", "ok"]
+    assert (runs[0].run_dir / "status.json").stat().st_mtime_ns == first_done
+    assert read_json(runs[0].run_dir / "status.json")["params"] == {"seed": 0}
+    skipped = int(rerun.stdout.split(" skipped")[0].rsplit(",", 1)[1].split()[0])
+    assert skipped == 1 + (statuses[1] == "ok")
