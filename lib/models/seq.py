@@ -33,6 +33,18 @@ from transformers import BertConfig, BertModel
 
 ARCHS = ("sasrec", "bert4rec")
 PAD = 0
+# keys of the ``model`` config group that define the sequence model and its optimiser
+SEQ_KEYS = ("arch", "size", "sizes", "max_len", "dropout", "attn_dropout", "use_attributes",
+            "attn_implementation", "mask_prob", "lr", "weight_decay", "ks")
+
+
+def seq_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The sequence-model part of the ``model`` group as a plain dict (other encoders' knobs dropped)."""
+    missing = [k for k in SEQ_KEYS if k not in model_cfg]
+    if missing:
+        raise KeyError(f"model config lacks {missing} (conf/model/default.yaml)")
+    out = {k: model_cfg[k] for k in SEQ_KEYS}
+    return {k: (v.copy() if isinstance(v, dict) else v) for k, v in out.items()}
 
 
 class SeqRecModel(nn.Module):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from lib.eval.metrics import metric_sums, rank_of_target
-from lib.models.seq import PAD, SeqRecModel, build_model
+from lib.models.seq import PAD, SeqRecModel, build_model, seq_config
 
 
 class NextItemModule(L.LightningModule):
@@ -40,7 +40,9 @@ class NextItemModule(L.LightningModule):
     def __init__(self, model_cfg: Mapping[str, Any], n_items: int, item_attrs: torch.Tensor | None = None,
                  n_attrs: int = 0) -> None:
         super().__init__()
-        model_cfg = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
+        if isinstance(model_cfg, DictConfig):
+            model_cfg = OmegaConf.to_container(model_cfg, resolve=True)
+        model_cfg = seq_config(model_cfg)
         attr_shape = list(item_attrs.shape) if item_attrs is not None else None
         self.save_hyperparameters({"model_cfg": model_cfg, "n_items": int(n_items), "n_attrs": int(n_attrs),
                                    "attr_shape": attr_shape})

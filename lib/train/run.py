@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from lib.io import write_json
+from lib.models.seq import seq_config
 from lib.train.datamodule import from_config
 from lib.train.nextitem import NextItemModule
 
@@ -37,7 +38,7 @@ def run_name(cfg: DictConfig) -> str:
     if cfg.trainer.run_name:
         return str(cfg.trainer.run_name)
     trainer = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if k not in _NOT_IN_RUN_ID}
-    key = {"model": OmegaConf.to_container(cfg.model), "trainer": trainer, "seed": cfg.seed,
+    key = {"model": seq_config(OmegaConf.to_container(cfg.model)), "trainer": trainer, "seed": cfg.seed,
            "processed": cfg.paths.processed}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
     return f"{cfg.trainer.dataset}-{cfg.model.arch}-{cfg.model.size}-{digest}"

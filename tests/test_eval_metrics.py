@@ -1,0 +1,86 @@
+"""Full-ranking metrics against hand-computed ranks, and the popularity / item-kNN baselines."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lib.eval import hit_rate_at_k, ndcg_at_k, rank_of_target, ranking_metrics
+from lib.eval.baselines import ItemKNN, Popularity, evaluate, leave_one_out
+
+SCORES = torch.tensor([[-9.0, 0.1, 0.9, 0.5, 0.3],    # target 3 -> rank 1 (only item 2 above)
+                       [-9.0, 0.7, 0.7, 0.7, 0.1],    # target 2 ties with 1 and 3 -> pessimistic rank 2
+                       [-9.0, 0.1, 0.2, 0.3, 0.4]])   # target 1 -> rank 3 (last)
+TARGETS = torch.tensor([3, 2, 1])
+
+
+def test_ranks_are_pessimistic_on_ties_and_skip_excluded_columns():
+    assert rank_of_target(SCORES, TARGETS, exclude=(0,)).tolist() == [1, 2, 3]
+    # without excluding column 0 it still scores lowest here, so ranks are unchanged
+    assert rank_of_target(np.asarray(SCORES), np.asarray(TARGETS)).tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="excluded"):
+        rank_of_target(SCORES, torch.tensor([0, 1, 2]), exclude=(0,))
+
+
+def test_hit_rate_and_ndcg_hand_computed():
+    assert hit_rate_at_k(SCORES, TARGETS, 1, exclude=(0,)) == pytest.approx(0.0)
+    assert hit_rate_at_k(SCORES, TARGETS, 2, exclude=(0,)) == pytest.approx(1 / 3)
+    assert hit_rate_at_k(SCORES, TARGETS, 3, exclude=(0,)) == pytest.approx(2 / 3)
+    assert ndcg_at_k(SCORES, TARGETS, 3, exclude=(0,)) == pytest.approx((1 / math.log2(3) + 1 / math.log2(4)) / 3)
+    assert ndcg_at_k(SCORES, TARGETS, 10, exclude=(0,)) == pytest.approx(
+        (1 / math.log2(3) + 1 / math.log2(4) + 1 / math.log2(5)) / 3)
+
+
+def test_ranking_metrics_from_ranks():
+    out = ranking_metrics(torch.tensor([0, 4, 30]), ks=(5, 10))
+    assert out["hr@5"] == pytest.approx(2 / 3) and out["hr@10"] == pytest.approx(2 / 3)
+    assert out["ndcg@5"] == pytest.approx((1.0 + 1 / math.log2(6)) / 3)
+
+
+SEQS = pd.DataFrame({"user_id": [1, 2, 3, 4],
+                     "items": [[1, 2, 3, 4], [1, 2, 3, 4], [2, 3, 1, 5], [4, 5, 1, 2]],
+                     "valid_item": [3, 3, 1, 1], "test_item": [4, 4, 5, 2]})
+
+
+def test_leave_one_out_queries():
+    hist, targets = leave_one_out(SEQS, "valid")
+    assert hist[2] == [2, 3] and targets.tolist() == [3, 3, 1, 1]
+    hist, targets = leave_one_out(SEQS, "test")
+    assert hist[3] == [4, 5, 1] and targets.tolist() == [4, 4, 5, 2]
+
+
+def test_popularity_ranks_by_training_counts():
+    # valid histories: [1,2] [1,2] [2,3] [4,5] -> counts 1:2 2:3 3:1 4:1 5:1
+    pop = Popularity().fit(leave_one_out(SEQS, "valid")[0], n_items=5)
+    assert pop.counts_[1:].tolist() == [2, 3, 1, 1, 1]
+    # targets 3,3,1,1: item 3 ties with 4 and 5 below items 2, 1 -> pessimistic rank 4; item 1 -> rank 1
+    out = evaluate(Popularity(), SEQS, n_items=5, split="valid", ks=(2, 5))
+    assert out["hr@2"] == pytest.approx(0.5) and out["hr@5"] == pytest.approx(1.0)
+    assert out["ndcg@5"] == pytest.approx((2 / math.log2(6) + 2 / math.log2(3)) / 4)
+
+
+def test_item_knn_cosine_hand_computed():
+    hist = [[1, 2], [1, 2], [2, 3]]
+    knn = ItemKNN(n_neighbours=10).fit(hist, n_items=3)
+    sim = knn.sim_.toarray()
+    # co-occurrence: (1,2)=2, (2,3)=1; norms sqrt(2), sqrt(3), 1
+    assert sim[1, 2] == pytest.approx(2 / math.sqrt(6)) and sim[2, 3] == pytest.approx(1 / math.sqrt(3))
+    assert sim[1, 3] == 0 and sim[1, 1] == 0
+    scores = knn.score([[2]])
+    assert np.isneginf(scores[0, 0]) and scores[0, 1] > scores[0, 3] > scores[0, 2] == 0
+    pruned = ItemKNN(n_neighbours=1).fit(hist, n_items=3).sim_.toarray()
+    assert pruned[2, 1] > 0 and pruned[2, 3] == 0  # item 2 keeps only its nearest neighbour (item 1)
+
+
+def test_item_knn_beats_popularity_on_a_successor_pattern():
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, 30, 200)
+    items = [[int((s + t) % 30 + 1) for t in range(6)] for s in starts]
+    df = pd.DataFrame({"user_id": range(200), "items": items, "valid_item": [s[-2] for s in items],
+                       "test_item": [s[-1] for s in items]})
+    knn = evaluate(ItemKNN(20), df, 30, "test", ks=(10,))
+    pop = evaluate(Popularity(), df, 30, "test", ks=(10,))
+    assert knn["hr@10"] > 0.9 > pop["hr@10"] + 0.3

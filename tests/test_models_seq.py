@@ -1,0 +1,88 @@
+"""Shapes, attention masking, padding and the tied head of the item-sequence transformers."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lib.models.seq import SeqRecModel
+
+
+def make(arch: str, attrs: torch.Tensor | None = None, **kw) -> SeqRecModel:
+    torch.manual_seed(0)
+    return SeqRecModel(n_items=30, arch=arch, hidden=16, layers=2, heads=2, max_len=8, dropout=0.0,
+                       attn_dropout=0.0, item_attrs=attrs, n_attrs=4 if attrs is not None else 0, **kw).eval()
+
+
+HIST = torch.tensor([[0, 0, 0, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 7, 8]])
+
+
+@pytest.mark.parametrize("arch", ["sasrec", "bert4rec"])
+def test_shapes(arch):
+    m = make(arch)
+    assert m(HIST).shape == (2, 8, 16)
+    assert m.encode(HIST).shape == (2, m.hidden_size) == (2, 16)
+    assert m.item_logits(m.encode(HIST)).shape == (2, 31)
+
+
+def test_causal_mask_hides_the_future():
+    m = make("sasrec")
+    future = HIST.clone()
+    future[:, 6:] = torch.tensor([20, 21])
+    before, after = m(HIST), m(future)
+    # real (non-padding) positions <= 5 cannot see 6, 7; hidden states at padding are never read
+    real = (HIST != 0)[:, :6]
+    assert torch.allclose(before[:, :6][real], after[:, :6][real], atol=1e-6)
+    assert not torch.allclose(before[:, 6:], after[:, 6:], atol=1e-3)  # the changed positions do change
+
+
+def test_bidirectional_model_sees_the_future():
+    m = make("bert4rec")
+    future = HIST.clone()
+    future[:, 7] = 20
+    assert not torch.allclose(m(HIST)[:, 5], m(future)[:, 5], atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["sasrec", "bert4rec"])
+def test_padding_is_ignored(arch):
+    m = make(arch)
+    short = torch.tensor([[3, 4, 5, 6, 7]])
+    padded = torch.tensor([[0, 0, 0, 3, 4, 5, 6, 7]])
+    assert torch.allclose(m.encode(short), m.encode(padded), atol=1e-6)
+
+
+def test_bert4rec_encodes_an_appended_mask():
+    m = make("bert4rec")
+    with_mask = torch.cat([HIST[:, 1:], torch.full((2, 1), m.mask_id)], dim=1)
+    assert torch.allclose(m.encode(HIST), m(with_mask)[:, -1], atol=1e-6)
+
+
+def test_long_histories_keep_the_most_recent_items():
+    m = make("sasrec")
+    long = torch.cat([torch.tensor([[9, 9, 9], [9, 9, 9]]), HIST], dim=1)
+    assert torch.allclose(m.encode(long), m.encode(HIST), atol=1e-6)
+    with pytest.raises(ValueError, match="length"):
+        m(long)
+
+
+def test_head_is_tied_to_the_item_table():
+    m = make("sasrec")
+    h = m.encode(HIST)
+    expected = h @ m.item_table.weight[:31].T + m.output_bias[:31]
+    assert torch.allclose(m.item_logits(h), expected)
+    assert m.item_table.weight.requires_grad and m.item_table.num_embeddings == 32  # + pad and [MASK]
+
+
+def test_attributes_change_the_item_embedding():
+    attrs = torch.zeros(31, 2, dtype=torch.long)
+    attrs[3] = torch.tensor([1, 2])
+    m = make("sasrec", attrs)
+    plain = m.item_table(torch.tensor([[3, 4]]))
+    emb = m.embed_items(torch.tensor([[3, 4]]))
+    assert torch.allclose(emb[0, 1], plain[0, 1])       # item 4 has no attributes
+    expected = plain[0, 0] + m.attr_emb(torch.tensor([1, 2])).mean(0)
+    assert torch.allclose(emb[0, 0], expected, atol=1e-6)
+
+
+def test_unknown_arch_is_rejected():
+    with pytest.raises(ValueError, match="sasrec"):
+        SeqRecModel(n_items=5, arch="gru")
