@@ -53,7 +53,8 @@ def adjustment_columns(data: Any) -> list[str]:
 
 def build_W(data: Any, name: str, population: str, embeddings_dir: str | Path | None = None,
             pca_dim: int | None = None, seed: int = 0, histories: Sequence[Sequence[int]] | None = None,
-            n_items: int | None = None, bag_dim: int = 64, bag_weighting: str = "tfidf") -> np.ndarray | None:
+            n_items: int | None = None, bag_dim: int = 64, bag_weighting: str = "tfidf",
+            raw: np.ndarray | None = None) -> np.ndarray | None:
     """``W`` (float64 ``[n_units, d]``) of representation ``name`` for ``data`` (a ``CausalData``).
 
     Parameters
@@ -71,6 +72,9 @@ def build_W(data: Any, name: str, population: str, embeddings_dir: str | Path | 
     histories, n_items : optional
         Histories ``items[:-2]`` of ``data.unit_id`` in the same order, for ``bag_svd``
         computed from data when no exported file exists.
+    raw : array, optional
+        Raw covariates of the units in order (Hillstrom design matrix); used by ``raw``
+        instead of ``W_true``.
 
     Raises
     ------
@@ -83,6 +87,8 @@ def build_W(data: Any, name: str, population: str, embeddings_dir: str | Path | 
         raise ValueError(f"unknown representation {name!r}; choose one of {REPRESENTATIONS}")
     if name == "none":
         return None
+    if name == "raw" and raw is not None:
+        return _reduce(np.asarray(raw, dtype=np.float64), pca_dim, seed)
     if name in ("oracle", "raw"):
         if data.W_true is None:
             raise RepresentationUnavailable(f"{data.name} has no W_true, so representation {name!r} is undefined")
