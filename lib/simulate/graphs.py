@@ -77,6 +77,13 @@ class CausalGraph:
         for x, members in columns.items():
             for k, node in enumerate(members):
                 pos[node] = (float(x), (len(members) - 1) / 2.0 - k)
+        # treatment above and selection below the outcome's row, so edges into the outcome stay clear of them
+        for node in self.of_role("treatment"):
+            pos[node] = (pos[node][0], 1.0)
+        for node in self.of_role("selection"):
+            pos[node] = (pos[node][0], -1.0)
+        for node in self.of_role("outcome"):
+            pos[node] = (pos[node][0], 0.0)
         return pos
 
     def draw(self, ax) -> None:
