@@ -8,18 +8,23 @@ notebook and any override)::
     preset: paper                        # default base preset (the CLI --preset wins)
     overrides: [causal.cv=3]             # applied to every run
     grid:                                # cartesian product of value lists
-      simulate.semisynth.n_users: [500, 1000, 2000]
+      causal.hillstrom.max_units: [1000, 4000, 16000]
     runs:                                # and/or explicit override sets (product with grid)
-      - {model.seq.size: tiny}
-      - [model.seq.size=small, trainer.max_epochs=3]
+      - {model.size: tiny}
+      - [model.size=small, causal.cv=2]
     seeds: [0, 1, 2]                     # or {start: 0, count: 20}; each point x each seed
     notebook_dir: notebooks              # relative to the repository root
     summary: {...}                       # how notebook 05 tabulates the sweep (lib.sweep.summary)
 
 Each run is identified by the sha256 of its resolved config (without the machine
-dependent ``paths`` group), the notebook chain, the code version and the data checksums,
-so a changed knob, commit or data file gives a new run folder and an unchanged one is
-found again and skipped.
+dependent ``paths`` group), the notebook chain, the code version and the data checksums.
+``__RUN_DIR__`` in an override value is replaced by the run's folder (e.g.
+``paths.processed=__RUN_DIR__/processed`` keeps a run's re-prepared data private), and
+``paths.*`` entries that point into an earlier notebook of the chain are redirected into
+the run folder automatically (:func:`chain_overrides`).
+
+A changed knob, commit or data file therefore gives a new run folder, and an unchanged
+run is found again and skipped.
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ from lib.provenance import data_checksums
 SWEEP_DIR = CONF_DIR / "sweep"
 KNOWN_KEYS = {"description", "notebooks", "preset", "overrides", "grid", "runs", "seeds", "notebook_dir",
               "summary", "launcher"}
+RUN_DIR = "__RUN_DIR__"  # placeholder in override values, replaced by the run's folder
 _PLAIN = re.compile(r"^[\w.\-/@:+]+$")
 
 
@@ -243,6 +249,8 @@ def expand(spec: SweepSpec, preset: str | None = None, root: str | Path | None =
             checksum_cache[data_key] = data_checksums(cfg)
         digest = run_hash(cfg, spec.notebooks, overrides, code_version, checksum_cache[data_key])
         run_dir = root / digest[:16]
+        # the hash saw the placeholder, so it does not depend on where the results live
+        overrides = tuple(o.replace(RUN_DIR, str(run_dir)) for o in overrides)
         runs.append(Run(sweep=spec.name, preset=preset, notebooks=spec.notebooks, overrides=overrides,
                         params=params, hash=digest, run_dir=run_dir, notebook_dir=spec.notebook_dir,
                         chain_overrides=chain_overrides(cfg, spec.notebooks, run_dir)))
