@@ -14,6 +14,7 @@ from pathlib import Path
 from lib.config import compose
 from lib.report.artefacts import record_metrics, register
 from lib.sweep import collect, load_sweep, run_sweep
+from lib.sweep.engine import error_line
 from lib.sweep.summary import summarise
 
 cfg = compose(preset, overrides)
@@ -31,7 +32,7 @@ for name in cfg.report.ablation_sweeps:
     result = run_sweep(spec, preset=preset, jobs=cfg.report.sweep_jobs, root=root, progress=False)
     print(f"{spec.name}: {len(result.runs)} runs, {result.done} done, {result.failed} failed, {result.skipped} skipped")
     for record in result.failures.values():
-        print(f"  FAILED {record['params']}: {str(record['error']).splitlines()[0][:300]}")
+        print(f"  FAILED {record['params']}: {error_line(record)}")
     results[spec.name] = (spec, collect(spec.name, preset, root=root))
 
 # %% [markdown]

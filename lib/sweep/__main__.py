@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from lib.sweep.engine import run_sweep
+from lib.sweep.engine import error_line, run_sweep
 from lib.sweep.spec import load_sweep
 
 
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{result.skipped} skipped (already ok) -> {result.root}")
     for digest, record in result.failures.items():
         print(f"[sweep] FAILED {digest[:16]} {record['params']} in {record.get('failed_notebook')}: "
-              f"{str(record['error']).splitlines()[0][:300]}\n        traceback: {result.root / digest[:16]}"
+              f"{error_line(record)}\n        traceback: {result.root / digest[:16]}"
               "/status.json")
     return 1 if result.failures else 0
 

@@ -49,6 +49,12 @@ class SweepResult:
         return {h: r for h, r in self.records.items() if r.get("status") != "ok"}
 
 
+def error_line(record: dict[str, Any]) -> str:
+    """The last non-empty line of a failed run's error (for papermill: ``ExcName: message``)."""
+    lines = [line.strip() for line in str(record.get("error") or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "unknown error"
+
+
 def run_status(run: Run) -> str:
     """``ok``, ``failed`` or ``missing`` (never finished) for a planned run."""
     path = run.run_dir / "status.json"
@@ -145,7 +151,7 @@ def run_sweep(spec: SweepSpec | str | Path, preset: str | None = None, jobs: int
             result.done += 1
         else:
             result.failed += 1
-            bar.write(f"[sweep] run {record['hash'][:16]} failed: {str(record['error']).splitlines()[0][:200]}")
+            bar.write(f"[sweep] run {record['hash'][:16]} failed: {error_line(record)}")
         bar.update(1)
         bar.set_postfix(done=result.done, failed=result.failed, skipped=result.skipped)
         if on_result is not None:
