@@ -99,7 +99,12 @@ def render(cfg: DictConfig, results_dir: str | Path | None = None, out_dir: str 
             write_text(out_dir / "tables" / f"{name}.tex", latex)
             tables.append(name)
         else:
-            fig = artefacts.plot_function(entry["plot"])(entry["frame"])
+            try:
+                fig = artefacts.plot_function(entry["plot"])(entry["frame"])
+            except Exception as exc:  # name the artefact: the saved data may predate the plot code
+                raise RuntimeError(f"figure {name!r} of {run_name}: {entry['plot']} failed on the saved data "
+                                   f"({type(exc).__name__}: {exc}); re-run notebook {run_name} if its results "
+                                   "are older than the plot function") from exc
             save_figure(fig, out_dir / "figures" / name)
             plt.close(fig)
             figures.append(name)
