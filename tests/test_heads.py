@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from lib.errors import InputError
 from lib.models.heads import CausalHeads
-from lib.train.causal import fit_heads, left_pad
+from lib.train.causal import fit_heads
 
 torch.set_num_threads(1)
 
@@ -74,6 +74,3 @@ def test_bad_treatment_is_an_input_error():
     with pytest.raises(InputError, match="single arm"):
         fit_heads(x, np.zeros_like(t), y, HC, seed=0)
 
-
-def test_left_pad_keeps_most_recent_items():
-    assert left_pad([[1, 2, 3, 4], [], [7]], 3).tolist() == [[2, 3, 4], [0, 0, 0], [0, 0, 7]]

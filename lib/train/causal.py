@@ -15,6 +15,7 @@ Both train with a real ``lightning.Trainer`` with early stopping on a seeded val
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,7 +27,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lib.errors import InputError
+from lib.io import atomic_path, read_json, sha256_file
 from lib.models.heads import CausalHeads, build_heads
+from lib.train.datamodule import left_pad
 
 log = logging.getLogger(__name__)
 
@@ -138,20 +141,6 @@ def fit_heads(features: np.ndarray, t: np.ndarray, y: np.ndarray, heads_cfg: Any
     return fit_module(module, x, t, y, heads_cfg, seed).heads
 
 
-def left_pad(histories: Sequence[Sequence[int]], max_len: int) -> torch.Tensor:
-    """``[n, max_len]`` LongTensor of the most recent ``max_len`` items, left-padded with 0.
-
-    >>> left_pad([[1, 2, 3], [4]], 2).tolist()
-    [[2, 3], [0, 4]]
-    """
-    out = torch.zeros((len(histories), max_len), dtype=torch.long)
-    for r, items in enumerate(histories):
-        items = list(items)[-max_len:]
-        if items:
-            out[r, max_len - len(items):] = torch.as_tensor(items, dtype=torch.long)
-    return out
-
-
 @torch.no_grad()
 def encode_histories(model: nn.Module, histories: Sequence[Sequence[int]], max_len: int,
                      batch_size: int = 512) -> np.ndarray:
@@ -164,3 +153,70 @@ def encode_histories(model: nn.Module, histories: Sequence[Sequence[int]], max_l
     finally:
         model.train(was_training)
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def best_nextitem_checkpoint(cfg: Any, dataset: str) -> Path | None:
+    """Best checkpoint of the next-item runs of ``dataset`` (highest ``best/<trainer.monitor>``).
+
+    Runs are the ``{paths.checkpoints}/<run>/metrics.json`` files written by
+    :func:`lib.train.run.train`; the choice uses the validation metric only, never the test split.
+    """
+    key, best, best_score = f"best/{cfg.trainer.monitor}", None, -np.inf
+    for metrics_path in sorted(Path(cfg.paths.checkpoints).glob("*/metrics.json")):
+        m = read_json(metrics_path)
+        score, ckpt = m.get(key), m.get("best_ckpt")
+        if m.get("dataset") == dataset and score is not None and ckpt and Path(ckpt).is_file() and score > best_score:
+            best, best_score = Path(ckpt), float(score)
+    return best
+
+
+def finetune_sequence_encoder(cfg: Any, dataset: str, log_dir: str | Path | None = None) -> dict[str, Any]:
+    """Fine-tune the sequence encoder with causal heads on the semi-synthetic ``T``, ``Y`` of ``dataset``.
+
+    Returns ``ids`` (every prepared user), ``emb`` (their fine-tuned vectors from ``items[:-2]``),
+    ``checkpoint`` / ``checkpoint_sha256`` of the saved fine-tuned weights, ``init_checkpoint``
+    (the next-item checkpoint it started from, None = from scratch) and ``seconds``.
+    """
+    from lib.data.sequences import history, load_prepared
+    from lib.models.seq import build_model
+    from lib.simulate.semisynth import simulate
+    from lib.train.datamodule import attribute_table
+    from lib.train.nextitem import load_model
+
+    start = time.perf_counter()
+    seqs, attrs, meta = load_prepared(cfg, dataset)
+    data = simulate(seqs, attrs, cfg.simulate.semisynth, seed=cfg.seed, level="default")
+    check_treatment(data.T, data.Y, f"semisynth {dataset}")
+    hist = history(seqs)
+    row_of = {int(u): k for k, u in enumerate(seqs["user_id"].to_numpy())}
+    missing = [int(u) for u in data.unit_id if int(u) not in row_of]
+    if missing:
+        raise InputError(f"semisynth {dataset}", "unit_id", f"has {len(missing)} users not in sequences.parquet",
+                         "simulate from the same prepared tables (same preset)")
+    unit_hist = [hist.iloc[row_of[int(u)]] for u in data.unit_id]
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    init = best_nextitem_checkpoint(cfg, dataset)
+    if init is not None:
+        model = load_model(init)
+    else:
+        log.info("no next-item checkpoint for %s under %s: the encoder starts from scratch", dataset,
+                 cfg.paths.checkpoints)
+        n_items = int(meta["n_items"])
+        model = build_model(cfg.model, n_items, attribute_table(attrs, n_items), int(meta.get("n_attrs", 0)))
+    model.train()
+    x = left_pad(unit_hist, model.max_len)
+    hcfg = cfg.model.heads
+    heads = build_heads(hcfg, model.hidden_size, y=np.asarray(data.Y))
+    module = CausalModule(heads, model, lr=hcfg.lr, encoder_lr=hcfg.encoder_lr, weight_decay=hcfg.weight_decay)
+    fit_module(module, x, data.T, data.Y, hcfg, cfg.seed, log_dir)
+
+    path = Path(cfg.paths.checkpoints) / "causal" / f"{dataset}-seq_finetuned.pt"
+    with atomic_path(path) as tmp:
+        torch.save({"encoder": model.state_dict(), "heads": heads.state_dict(),
+                    "init_checkpoint": str(init) if init else None}, tmp)
+    emb = encode_histories(model, list(hist), model.max_len)
+    return {"ids": seqs["user_id"].to_numpy(np.int64), "emb": emb, "checkpoint": path,
+            "checkpoint_sha256": sha256_file(path), "init_checkpoint": str(init) if init else None,
+            "init_checkpoint_sha256": sha256_file(init) if init else None,
+            "seconds": time.perf_counter() - start}

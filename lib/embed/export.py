@@ -1,0 +1,176 @@
+"""Export every user / customer representation of the causal study into ``paths.embeddings``.
+
+For each sequence population (``model.embed.datasets``; users of ``sequences.parquet``, embedded
+from their history ``items[:-2]`` only):
+
+* ``bag_svd`` — tf-idf bag of items -> truncated SVD (:mod:`lib.embed.bag`);
+* ``seq_pretrained`` — ``encode`` of the best next-item checkpoint (validation metric);
+* ``seq_finetuned`` — the same encoder fine-tuned with causal heads on the semi-synthetic T/Y
+  (:func:`lib.train.causal.finetune_sequence_encoder`);
+* ``text_frozen`` — MiniLM over :func:`lib.data.text.history_text`.
+
+For Hillstrom customers: ``text_frozen`` over :func:`lib.data.text.customer_sentence`, plus
+``text_lora`` / ``text_full`` from the encoders fine-tuned by :mod:`lib.train.text`.
+Every file records the config that produced it and the sha256 of its checkpoint.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from lib.embed.bag import bag_svd
+from lib.embed.store import align, embedding_stem, load_embeddings, save_embeddings
+from lib.io import sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def _container(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _seq_config(cfg: Any) -> dict[str, Any]:
+    """The sequence-model keys of ``cfg.model`` (without the text / heads / embed sections)."""
+    return {k: v for k, v in _container(cfg.model).items() if k not in ("text", "heads", "embed")}
+
+
+def customer_text_embeddings(cfg: Any, df: pd.DataFrame) -> np.ndarray:
+    """Frozen MiniLM vectors of ``df``'s customer sentences, in row order.
+
+    Reuses ``hillstrom__text_frozen`` when it was exported with the same text settings and
+    covers every customer of ``df`` (the Hillstrom prediction table and the export share it).
+    """
+    from lib.data.text import customer_sentence
+    from lib.models.text import build_text_encoder
+
+    stem = embedding_stem(cfg.paths.embeddings, "hillstrom", "text_frozen")
+    wanted = df["customer_id"].to_numpy(np.int64)
+    if stem.with_suffix(".json").is_file():
+        ids, emb, meta = load_embeddings(stem)
+        if meta.get("config", {}).get("text") == _container(cfg.model.text) and np.isin(wanted, ids).all():
+            return align(ids, emb, wanted, str(stem))
+    enc = build_text_encoder(cfg.model.text, mode="frozen")
+    return enc.encode([customer_sentence(r) for r in df.to_dict("records")], int(cfg.model.text.batch_size))
+
+
+def _seq_population(cfg: Any, dataset: str, run_dir: Path) -> dict[str, Callable[[], tuple]]:
+    """Producers ``variant -> () -> (ids, emb, extra_meta)`` for one sequence data set."""
+    from lib.data.sequences import history, load_prepared
+
+    seqs, attrs, meta = load_prepared(cfg, dataset)
+    ids = seqs["user_id"].to_numpy(np.int64)
+    hist = list(history(seqs))
+    ecfg = cfg.model.embed
+
+    def bag() -> tuple:
+        emb = bag_svd(hist, int(meta["n_items"]), int(ecfg.bag.dim), cfg.seed, ecfg.bag.weighting)
+        return ids, emb, {"config": {"bag": _container(ecfg.bag)}, "checkpoint_sha256": None}
+
+    def pretrained() -> tuple:
+        from lib.train.causal import best_nextitem_checkpoint, encode_histories
+        from lib.train.nextitem import load_model
+
+        ckpt = best_nextitem_checkpoint(cfg, dataset)
+        if ckpt is None:
+            raise FileNotFoundError(f"no next-item checkpoint for {dataset} under {cfg.paths.checkpoints}: "
+                                    f"train the sequence models (python -m lib.train trainer.dataset={dataset}) "
+                                    f"before exporting seq_pretrained, or drop it from model.embed.seq_variants")
+        model = load_model(ckpt)
+        emb = encode_histories(model, hist, model.max_len)
+        return ids, emb, {"config": {"model": _seq_config(cfg)}, "checkpoint": str(ckpt),
+                          "checkpoint_sha256": sha256_file(ckpt)}
+
+    def finetuned() -> tuple:
+        from lib.train.causal import finetune_sequence_encoder
+
+        res = finetune_sequence_encoder(cfg, dataset, log_dir=run_dir / "logs" / f"causal_{dataset}")
+        return res["ids"], res["emb"], {
+            "config": {"model": _seq_config(cfg), "heads": _container(cfg.model.heads),
+                       "simulate_level": "default", "seed": cfg.seed},
+            "checkpoint": str(res["checkpoint"]), "checkpoint_sha256": res["checkpoint_sha256"],
+            "init_checkpoint": res["init_checkpoint"], "init_checkpoint_sha256": res["init_checkpoint_sha256"]}
+
+    def text() -> tuple:
+        from lib.data.text import history_text
+        from lib.models.text import build_text_encoder
+
+        enc = build_text_encoder(cfg.model.text, mode="frozen")
+        enc.max_length = int(ecfg.history_text_max_length)
+        emb = enc.encode([history_text(h, attrs) for h in hist], int(cfg.model.text.batch_size))
+        return ids, emb, {"config": {"text": _container(cfg.model.text),
+                                     "history_text_max_length": int(ecfg.history_text_max_length)},
+                          "checkpoint_sha256": None}
+
+    return {"bag_svd": bag, "seq_pretrained": pretrained, "seq_finetuned": finetuned, "text_frozen": text}
+
+
+def _hillstrom_population(cfg: Any) -> dict[str, Callable[[], tuple]]:
+    """Producers for the Hillstrom customers (a seeded subsample when configured)."""
+    from lib.data.hillstrom import load_prepared
+    from lib.data.text import customer_sentence
+    from lib.train.text import load_text_encoder, subsample_customers, text_checkpoint_path
+
+    df = subsample_customers(load_prepared(cfg), cfg.model.embed.hillstrom_max_customers, cfg.seed)
+    ids = df["customer_id"].to_numpy(np.int64)
+    tcfg = cfg.model.text
+
+    def frozen() -> tuple:
+        return ids, customer_text_embeddings(cfg, df), {"config": {"text": _container(tcfg)},
+                                                        "checkpoint_sha256": None}
+
+    def tuned(mode: str) -> Callable[[], tuple]:
+        def run() -> tuple:
+            path = text_checkpoint_path(cfg, tcfg.finetune.outcome, mode)
+            if not path.is_file():
+                raise FileNotFoundError(f"missing fine-tuned text encoder {path}: run "
+                                        f"lib.train.text.hillstrom_conversion first (model.text.finetune)")
+            enc = load_text_encoder(tcfg, path)
+            emb = enc.encode([customer_sentence(r) for r in df.to_dict("records")], int(tcfg.batch_size))
+            return ids, emb, {"config": {"text": _container(tcfg)}, "checkpoint": str(path),
+                              "checkpoint_sha256": sha256_file(path)}
+        return run
+
+    producers = {"text_frozen": frozen}
+    if tcfg.finetune.enabled:
+        producers.update({f"text_{m}": tuned(m) for m in tcfg.finetune.modes})
+    return producers
+
+
+def export_all(cfg: Any, run_dir: str | Path) -> list[Path]:
+    """Write every configured embedding file; register the table ``embedding_export``.
+
+    Returns the written ``.npz`` / ``.json`` paths.
+    """
+    from lib.report.artefacts import register
+
+    run_dir, root = Path(run_dir), Path(cfg.paths.embeddings)
+    jobs: list[tuple[str, str, Callable[[], tuple]]] = []
+    for dataset in cfg.model.embed.datasets:
+        producers = _seq_population(cfg, dataset, run_dir)
+        jobs += [(dataset, v, producers[v]) for v in cfg.model.embed.seq_variants]
+    hill = _hillstrom_population(cfg)
+    variants = list(dict.fromkeys([*cfg.model.embed.hillstrom_variants,
+                                   *(v for v in hill if v != "text_frozen")]))
+    jobs += [("hillstrom", v, hill[v]) for v in variants]
+
+    paths, rows = [], []
+    for population, variant, produce in jobs:
+        t0 = time.perf_counter()
+        ids, emb, extra = produce()
+        seconds = time.perf_counter() - t0
+        meta = {"variant": variant, "population": population, "preset": cfg.preset_name, "seed": cfg.seed, **extra}
+        paths += save_embeddings(embedding_stem(root, population, variant), ids, emb, meta)
+        rows.append({"population": population, "variant": variant, "n": len(ids), "dim": int(emb.shape[1]),
+                     "seconds": seconds, "per_s": len(ids) / max(seconds, 1e-9)})
+        log.info("exported %s__%s: %d x %d in %.1fs", population, variant, len(ids), emb.shape[1], seconds)
+    register(run_dir, "embedding_export", kind="table", data=pd.DataFrame(rows),
+             caption=("User and customer representations exported for the causal study: population, variant, "
+                      "number of units, vector size and wall time (per_s = units embedded per second). Sequence "
+                      "users are embedded from their history before the validation and test items only."))
+    return paths
