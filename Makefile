@@ -11,7 +11,14 @@ ENV_OK  := $(VENV)/.bc-installed
 P       := $(or $(PRESET),smoke)
 RES     := results/$(P)
 NB      = $(RES)/$(1)/$(1).ipynb
-CODE    := $(shell find lib conf -type f \( -name '*.py' -o -name '*.yaml' \) 2>/dev/null)
+# What each notebook's results depend on: shared core + the code and config of its stage,
+# so editing lib/causal re-runs notebooks 03-05 but not the training of notebook 02.
+src     = $(shell find $(1) -type f \( -name '*.py' -o -name '*.yaml' \) 2>/dev/null)
+CORE    := $(wildcard lib/*.py) conf/config.yaml $(call src,conf/paths conf/preset)
+DEPS_01 := $(CORE) $(call src,lib/data lib/simulate conf/data conf/simulate)
+DEPS_02 := $(call src,lib/models lib/train lib/eval lib/embed conf/model conf/trainer)
+DEPS_03 := $(call src,lib/causal conf/causal)
+DEPS_05 := $(call src,lib/sweep conf/sweep)
 RUN     := $(PY) -m lib.runner --preset $(P)
 SWEEP   ?= ablations_smoke
 JOBS    ?= 2
@@ -54,20 +61,20 @@ effects: $(ENV_OK) $(call NB,03_estimate_effects) ## notebook 03: EconML estimat
 target: $(ENV_OK) $(call NB,04_target_interventions) ## notebook 04: uplift (Qini/AUUC), policy tree, interpretation
 ablations: $(ENV_OK) $(call NB,05_run_ablations) ## notebook 05: ablation sweeps (representation x estimator x ...)
 
-$(call NB,01_prepare_data): notebooks/01_prepare_data.py $(CODE)
+$(call NB,01_prepare_data): notebooks/01_prepare_data.py $(DEPS_01)
 	$(RUN) 01_prepare_data
-$(call NB,02_train_models): notebooks/02_train_models.py $(call NB,01_prepare_data)
+$(call NB,02_train_models): notebooks/02_train_models.py $(call NB,01_prepare_data) $(DEPS_02)
 	$(RUN) 02_train_models
-$(call NB,03_estimate_effects): notebooks/03_estimate_effects.py $(call NB,02_train_models)
+$(call NB,03_estimate_effects): notebooks/03_estimate_effects.py $(call NB,02_train_models) $(DEPS_03)
 	$(RUN) 03_estimate_effects
-$(call NB,04_target_interventions): notebooks/04_target_interventions.py $(call NB,01_prepare_data)
+$(call NB,04_target_interventions): notebooks/04_target_interventions.py $(call NB,01_prepare_data) $(DEPS_03)
 	$(RUN) 04_target_interventions
-$(call NB,05_run_ablations): notebooks/05_run_ablations.py $(call NB,02_train_models)
+$(call NB,05_run_ablations): notebooks/05_run_ablations.py $(call NB,03_estimate_effects) $(DEPS_03) $(DEPS_05)
 	$(RUN) 05_run_ablations
 
 NOTEBOOKS := 01_prepare_data 02_train_models 03_estimate_effects 04_target_interventions 05_run_ablations
-paper/$(P)/RESULTS.md: $(foreach n,$(NOTEBOOKS),$(call NB,$(n)))
-	$(PY) -m lib.report --preset $(P)
+paper/$(P)/RESULTS.md: $(foreach n,$(NOTEBOOKS),$(call NB,$(n))) $(call src,lib/report conf/report)
+	$(PY) -m lib.report --preset $(P) --strict
 
 figures: $(ENV_OK) ## re-render tables, figures and metrics.json from saved results (no training)
 	$(PY) -m lib.report --preset $(P)
