@@ -27,7 +27,7 @@ from lib.train.nextitem import NextItemModule
 # trainer keys that do not change what is learned: a run keeps its folder (and resumes) when
 # only these differ, e.g. a longer max_epochs continues the same run
 _NOT_IN_RUN_ID = ("enable_progress_bar", "cpu_threads", "num_workers", "resume", "run_name", "log_every_n_steps",
-                  "max_epochs", "max_steps", "patience", "ckpt_every_n_steps", "eval_batch_size")
+                  "max_epochs", "max_steps", "patience", "ckpt_every_n_steps", "eval_batch_size", "datasets")
 TRAINER_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision", "accumulate_grad_batches",
                 "max_epochs", "max_steps", "gradient_clip_val", "val_check_interval", "log_every_n_steps",
                 "enable_progress_bar", "deterministic")
@@ -103,3 +103,34 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
     return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule, "run_dir": run_dir}
+
+
+def launch(preset: str, overrides: list[str], out: str | Path, timeout: float | None = None) -> dict[str, Any]:
+    """Run ``python -m lib.train`` in a subprocess and return its metrics JSON.
+
+    Notebooks use this because a Jupyter kernel cannot host DDP worker processes; the command
+    is exactly what one would type (or submit to SLURM) by hand. Errors carry the run's stderr.
+    """
+    import subprocess
+    import sys
+
+    from lib.config import REPO_ROOT
+    from lib.io import read_json
+
+    cmd = [sys.executable, "-m", "lib.train", "--preset", preset, "--out", str(out)]
+    for item in overrides:
+        cmd += ["-o", item]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"training failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
+    return read_json(out)
+
+
+def results_row(dataset: str, model: str, metrics: dict[str, Any], ks: tuple[int, ...] = (5, 10, 20),
+                prefix: str = "test/") -> dict[str, Any]:
+    """One row of the next-item results table from ``test/hr@K``-style (or bare ``hr@K``) metrics."""
+    row: dict[str, Any] = {"dataset": dataset, "model": model}
+    for k in ks:
+        for name in ("hr", "ndcg"):
+            row[f"{name.upper()}@{k}"] = float(metrics.get(f"{prefix}{name}@{k}", metrics.get(f"{name}@{k}")))
+    return row
