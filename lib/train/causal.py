@@ -116,7 +116,7 @@ def fit_module(module: CausalModule, x: torch.Tensor, t: np.ndarray, y: np.ndarr
     trainer = L.Trainer(max_epochs=int(heads_cfg.max_epochs), max_steps=int(heads_cfg.max_steps),
                         accelerator="cpu", devices=1, deterministic=True, logger=logger,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=callbacks, num_sanity_val_steps=0)
+                        callbacks=callbacks, num_sanity_val_steps=0, log_every_n_steps=1)
     trainer.fit(module, train, val)
     module.eval()
     return module
