@@ -1,0 +1,1 @@
+"""Throughput benchmarks printed as ratios against in-run baselines (`make bench`)."""
