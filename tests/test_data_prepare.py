@@ -19,13 +19,15 @@ def test_prepare_is_deterministic_and_typed(tmp_path):
     for rel in files[0]:
         assert (tmp_path / "0" / rel).read_bytes() == (tmp_path / "1" / rel).read_bytes(), rel
     counts = reports[0]["row_counts"]
-    assert counts["seq/beauty/sequences"] == 300 and counts["hillstrom/hillstrom"] == 64000
+    assert counts["seq/beauty/sequences"] == 300 and counts["hillstrom/hillstrom"] == 3000  # smoke subsample
     assert counts["events/otto/events"] == 862 and reports[0]["warnings"] == []
     ev = pd.read_parquet(tmp_path / "0" / "events/otto/events.parquet")
     assert str(ev.ts.dtype) == "datetime64[ms, UTC]" and ev.item_id.dtype == "int64"
     sess = pd.read_parquet(tmp_path / "0" / "events/diginetica/sessions.parquet")
     assert set(sess.split) == {"train", "valid", "test"}
     assert sess[sess.split == "train"].end_ts.max() < sess[sess.split == "test"].start_ts.min()
+    hs = pd.read_parquet(tmp_path / "0" / "hillstrom/hillstrom.parquet")
+    assert hs.customer_id.is_monotonic_increasing and hs.customer_id.max() > 3000  # original ids kept
     seq = pd.read_parquet(tmp_path / "0" / "seq/beauty/sequences.parquet")
     assert list(seq.columns) == ["user_id", "items", "valid_item", "test_item"]
 

@@ -114,9 +114,9 @@ def _hillstrom_population(cfg: Any) -> dict[str, Callable[[], tuple]]:
     """Producers for the Hillstrom customers (a seeded subsample when configured)."""
     from lib.data.hillstrom import load_prepared
     from lib.data.text import customer_sentence
-    from lib.train.text import load_text_encoder, subsample_customers, text_checkpoint_path
+    from lib.train.text import load_text_encoder, text_checkpoint_path
 
-    df = subsample_customers(load_prepared(cfg), cfg.model.embed.hillstrom_max_customers, cfg.seed)
+    df = load_prepared(cfg)
     ids = df["customer_id"].to_numpy(np.int64)
     tcfg = cfg.model.text
 
