@@ -14,6 +14,7 @@ atomically; a failed run keeps its partial notebook as ``<name>.failed.ipynb``.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,11 @@ def run_notebook(name: str, preset: str = "smoke", overrides: Sequence[str] = ()
     cfg = compose(preset, overrides)  # fail fast on a bad override, before starting a kernel
     run_dir = Path(run_dir) if run_dir is not None else Path(cfg.paths.results) / name
     run_dir.mkdir(parents=True, exist_ok=True)
+    # A run re-declares its tables, figures and metrics from scratch: outputs of an earlier run of
+    # this notebook must not mix with the new ones (caches such as checkpoints are kept).
+    for stale in ("artefacts.json", "metrics.json"):
+        (run_dir / stale).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "artefacts", ignore_errors=True)
     write_text(run_dir / "config.yaml", to_yaml(cfg))
 
     source = jupytext.read(notebook_path(name, Path(notebook_dir)))

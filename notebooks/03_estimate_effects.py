@@ -22,12 +22,9 @@ run_dir = Path(run_dir or Path(cfg.paths.results) / "03_estimate_effects")
 import pandas as pd
 from lib.causal import experiments, metrics
 from lib.report.artefacts import record_metrics, register
-from lib.simulate.semisynth import semisynth_graph
 
-register(run_dir, "semisynth_graph", "figure", semisynth_graph().to_frame(),
-         caption="Causal graph of the semi-synthetic benchmark: the history drives order-free and order-dependent "
-                 "confounders of treatment and outcome and the effect modifiers; the adjustment set is both confounder "
-                 "nodes.", plot="lib.simulate.plots:plot_causal_graphs")
+# The causal graphs are declared once in lib/simulate and drawn by notebook 01 (figure `causal_graphs`);
+# the oracle adjustment set used below is read from the same declaration.
 
 # %%
 frames = [experiments.semisynth_grid(cfg, ds) for ds in cfg.causal.semisynth.datasets]

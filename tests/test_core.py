@@ -134,3 +134,11 @@ def test_runner_cli_lists_known_notebooks_on_typo(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lib.runner", "99_no_such_notebook", "--run-dir", str(tmp_path)],
                           cwd=REPO_ROOT, capture_output=True, text=True)
     assert proc.returncode != 0 and "no notebook" in proc.stderr
+
+
+@pytest.mark.slow
+def test_rerun_drops_artefacts_of_the_previous_run(notebook_dir, tmp_path):
+    register(tmp_path, "left_over", "table", pd.DataFrame({"x": [1]}), "From an older run.")
+    record_metrics(tmp_path, {"old.key": 1})
+    run_notebook("00_echo_seed", "smoke", ["seed=2"], run_dir=tmp_path, notebook_dir=notebook_dir)
+    assert load(tmp_path) == {} and read_json(tmp_path / "metrics.json") == {"seed": 2.0}
