@@ -43,7 +43,7 @@ $(ENV_OK): environment.yml pyproject.toml
 	@touch $@
 
 test: $(ENV_OK) ## run the test suite (unit tests + notebooks 01-05 on the smoke preset)
-	$(PY) -m pytest tests
+	$(PY) -m pytest
 
 reproduce: $(ENV_OK) ## run the whole study on the smoke preset into paper/smoke/ and say where it is
 	@$(MAKE) study PRESET=smoke

@@ -45,7 +45,9 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
     """One row per (level, seed, representation, estimator) with truth, bias, coverage, PEHE.
 
     ``naive`` runs on representation ``none`` only (it ignores W). Simulation seeds are
-    ``cfg.seed .. cfg.seed + causal.semisynth.n_seeds - 1``.
+    ``cfg.seed .. cfg.seed + causal.semisynth.n_seeds - 1``; an estimator listed in
+    ``causal.semisynth.seed_caps`` runs on its first that-many seeds only, and refuters run on
+    the first ``causal.refuters.max_seeds`` seeds (null = all).
     """
     from lib.data.sequences import history, load_prepared
     from lib.simulate.semisynth import simulate
@@ -55,8 +57,13 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
     hist = [list(h) for h in history(seqs)]
     sim_cfg = OmegaConf.merge(cfg.simulate.semisynth, {"dataset": dataset})
     rows, scatter, hists, Ws = [], [], [], None
+    caps = {str(k): int(v) for k, v in (grid.get("seed_caps") or {}).items()}
+    refute_seeds = cfg.causal.refuters.get("max_seeds")
+    no_refuters = OmegaConf.merge(cfg.causal, {"refuters": {"enabled": False}})
     for level in grid.levels:
         for seed in range(cfg.seed, cfg.seed + int(grid.n_seeds)):
+            # refuters triple the cost of a fit: on a budget they run on the first seeds of every cell
+            ccfg = cfg.causal if refute_seeds is None or seed - cfg.seed < int(refute_seeds) else no_refuters
             data = simulate(seqs, attrs, sim_cfg, seed, level)
             if Ws is None:   # the units (and so W) are the same for every level and seed
                 Ws = _W_cache(data, list(grid.representations), dataset, cfg, histories=hist,
@@ -69,9 +76,9 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
                 if seed == cfg.seed and level == sim_cfg.level:
                     hists.append(ov.histogram().assign(representation=rep))
                 for name in grid.estimators:
-                    if name == "naive" and rep != "none":
+                    if (name == "naive" and rep != "none") or seed - cfg.seed >= caps.get(name, int(grid.n_seeds)):
                         continue
-                    est = estimate(name, data.Y, data.T, X, W, cfg.causal, seed, overlap=ov, source=data.name)
+                    est = estimate(name, data.Y, data.T, X, W, ccfg, seed, overlap=ov, source=data.name)
                     rows.append(dict(benchmark=data.name, dataset=dataset, level=level, seed=seed, representation=rep,
                                      estimator=name, ate=est.ate, ci_low=est.ci_low, ci_high=est.ci_high, se=est.se,
                                      truth=data.ate_true, naive_bias=data.meta["naive_bias"],

@@ -49,7 +49,7 @@ def read_sequences(path: str | Path, min_length: int = 3) -> pd.DataFrame:
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "s.txt")
     >>> _ = open(p, "w").write("1 5 6 7\\n2 8 9 5 6\\n")
-    >>> read_sequences(p).items.tolist()
+    >>> read_sequences(p)["items"].tolist()
     [[5, 6, 7], [8, 9, 5, 6]]
     """
     path = Path(path)

@@ -5,9 +5,9 @@ Run (or resume) a sweep from the shell or Python::
     python -m lib.sweep ablations_smoke --preset smoke --jobs 2     # = make sweep SWEEP=ablations_smoke
     python -m lib.sweep ablation_sample_size --preset paper --list  # planned runs and their status
 
-    >>> from lib.sweep import run_sweep, collect                   # doctest: +SKIP
-    >>> run_sweep("ablations_smoke", preset="smoke", jobs=2)
-    >>> collect("ablations_smoke", "smoke")                          # DataFrame: params + metrics
+    from lib.sweep import run_sweep, collect
+    run_sweep("ablations_smoke", preset="smoke", jobs=2)
+    collect("ablations_smoke", "smoke")                              # DataFrame: params + metrics
 
 The format of ``conf/sweep/<name>.yaml`` is described in :mod:`lib.sweep.spec`. Runs land
 in ``results/<preset>/sweeps/<name>/<hash>/<notebook>/`` (executed notebook, config,
