@@ -73,5 +73,6 @@ plot_learning_curves(curves);
 from lib.embed.export import export_all
 from lib.train.text import hillstrom_conversion
 
-hillstrom_conversion(cfg, run_dir)   # fine-tunes the text encoder that export_all embeds with
+if cfg.model.text.predict.enabled:
+    hillstrom_conversion(cfg, run_dir)   # fine-tunes the text encoder that export_all embeds with
 export_all(cfg, run_dir)
