@@ -142,3 +142,10 @@ def test_rerun_drops_artefacts_of_the_previous_run(notebook_dir, tmp_path):
     record_metrics(tmp_path, {"old.key": 1})
     run_notebook("00_echo_seed", "smoke", ["seed=2"], run_dir=tmp_path, notebook_dir=notebook_dir)
     assert load(tmp_path) == {} and read_json(tmp_path / "metrics.json") == {"seed": 2.0}
+
+
+def test_metrics_are_stable_to_the_last_bits(tmp_path):
+    record_metrics(tmp_path / "a", {"x": 0.43626671886704294})
+    record_metrics(tmp_path / "b", {"x": 0.43626671886704305})   # same fit, another summation order
+    assert (tmp_path / "a" / "metrics.json").read_bytes() == (tmp_path / "b" / "metrics.json").read_bytes()
+    assert read_json(tmp_path / "a" / "metrics.json") == {"x": 0.4362667189}

@@ -62,7 +62,9 @@ def register(run_dir: str | Path, name: str, kind: str, data: pd.DataFrame, capt
 def record_metrics(run_dir: str | Path, metrics: dict[str, Any]) -> Path:
     """Merge flat ``{key: number}`` metrics into ``run_dir/metrics.json``.
 
-    Non-finite values are stored as ``null`` so the JSON stays valid.
+    Non-finite values are stored as ``null`` so the JSON stays valid. Values are rounded to 10
+    significant digits: parallel reductions (forest averaging, BLAS) can move the last bits of a
+    float between runs, and a rerun with the same seed must give the same file.
     """
     path = Path(run_dir) / "metrics.json"
     current = read_json(path) if path.exists() else {}
@@ -70,7 +72,7 @@ def record_metrics(run_dir: str | Path, metrics: dict[str, Any]) -> Path:
         if not isinstance(key, str) or not key:
             raise ValueError(f"metric keys must be non-empty strings, got {key!r}")
         value = float(value) if value is not None else None
-        current[key] = value if value is not None and math.isfinite(value) else None
+        current[key] = float(f"{value:.10g}") if value is not None and math.isfinite(value) else None
     return write_json(path, current)
 
 
