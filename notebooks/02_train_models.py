@@ -34,6 +34,8 @@ for dataset in cfg.trainer.datasets:
     for name, baseline in (("popularity", Popularity()), ("itemknn", ItemKNN(cfg.model.knn_neighbours))):
         rows.append(results_row(dataset, name, evaluate(baseline, sequences, meta["n_items"], "test", ks), ks))
     for arch in cfg.model.compare:
+        if dataset not in (cfg.model.compare_datasets or {}).get(arch, [dataset]):
+            continue
         out = run_dir / "runs" / f"{dataset}__{arch}.json"
         metrics = launch(preset, [*overrides, f"trainer.dataset={dataset}", f"model.arch={arch}"], out)
         runs[f"{dataset}/{arch}"] = metrics

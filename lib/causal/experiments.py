@@ -45,9 +45,11 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
     """One row per (level, seed, representation, estimator) with truth, bias, coverage, PEHE.
 
     ``naive`` runs on representation ``none`` only (it ignores W). Simulation seeds are
-    ``cfg.seed .. cfg.seed + causal.semisynth.n_seeds - 1``; an estimator listed in
+    ``cfg.seed .. cfg.seed + causal.semisynth.n_seeds - 1`` (``n_seeds_other_levels`` away from
+    the default level); an estimator listed in
     ``causal.semisynth.seed_caps`` runs on its first that-many seeds only, and refuters run on
-    the first ``causal.refuters.max_seeds`` seeds (null = all).
+    the first ``causal.refuters.max_seeds`` seeds (null = all) of estimators not in
+    ``causal.refuters.skip``.
     """
     from lib.data.sequences import history, load_prepared
     from lib.simulate.semisynth import simulate
@@ -59,9 +61,12 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
     rows, scatter, hists, Ws = [], [], [], None
     caps = {str(k): int(v) for k, v in (grid.get("seed_caps") or {}).items()}
     refute_seeds = cfg.causal.refuters.get("max_seeds")
+    skip_refute = set(cfg.causal.refuters.get("skip") or [])
     no_refuters = OmegaConf.merge(cfg.causal, {"refuters": {"enabled": False}})
     for level in grid.levels:
-        for seed in range(cfg.seed, cfg.seed + int(grid.n_seeds)):
+        n_seeds = int(grid.n_seeds if level == sim_cfg.level or grid.get("n_seeds_other_levels") is None
+                      else grid.n_seeds_other_levels)
+        for seed in range(cfg.seed, cfg.seed + n_seeds):
             # refuters triple the cost of a fit: on a budget they run on the first seeds of every cell
             ccfg = cfg.causal if refute_seeds is None or seed - cfg.seed < int(refute_seeds) else no_refuters
             data = simulate(seqs, attrs, sim_cfg, seed, level)
@@ -76,9 +81,10 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
                 if seed == cfg.seed and level == sim_cfg.level:
                     hists.append(ov.histogram().assign(representation=rep))
                 for name in grid.estimators:
-                    if (name == "naive" and rep != "none") or seed - cfg.seed >= caps.get(name, int(grid.n_seeds)):
+                    if (name == "naive" and rep != "none") or seed - cfg.seed >= caps.get(name, n_seeds):
                         continue
-                    est = estimate(name, data.Y, data.T, X, W, ccfg, seed, overlap=ov, source=data.name)
+                    est = estimate(name, data.Y, data.T, X, W, no_refuters if name in skip_refute else ccfg, seed,
+                                   overlap=ov, source=data.name)
                     rows.append(dict(benchmark=data.name, dataset=dataset, level=level, seed=seed, representation=rep,
                                      estimator=name, ate=est.ate, ci_low=est.ci_low, ci_high=est.ci_high, se=est.se,
                                      truth=data.ate_true, naive_bias=data.meta["naive_bias"],
