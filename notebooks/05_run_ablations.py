@@ -8,6 +8,7 @@ preset = "smoke"          # papermill parameters: defaults are the tiny CPU pres
 overrides: list = []
 run_dir = None
 # %%
+import dataclasses
 import re
 from pathlib import Path
 
@@ -25,9 +26,12 @@ print("sweeps:", list(cfg.report.ablation_sweeps))
 # Run every sweep. Finished runs (same config, code and data) are skipped; a failed run is
 # reported with its traceback and does not stop the others.
 # %%
+# sweep runs read and write where this study does (e.g. a test's temporary data and results)
+path_overrides = tuple(o for o in overrides if o.startswith("paths."))
 results = {}
 for name in cfg.report.ablation_sweeps:
     spec = load_sweep(name)
+    spec = dataclasses.replace(spec, overrides=(*path_overrides, *spec.overrides))
     root = Path(cfg.paths.results) / "sweeps" / spec.name
     result = run_sweep(spec, preset=preset, jobs=cfg.report.sweep_jobs, root=root, progress=False)
     print(f"{spec.name}: {len(result.runs)} runs, {result.done} done, {result.failed} failed, {result.skipped} skipped")
