@@ -34,14 +34,25 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
 
 
 def code_version(root: Path = REPO_ROOT) -> str:
-    """Commit SHA, with a hash of uncommitted changes to lib/conf/notebooks appended when dirty."""
-    state = git_state(root)
-    if not state["dirty"]:
-        return state["sha"]
-    diff = subprocess.run(["git", "diff", "HEAD", "--", "lib", "conf", "notebooks"], cwd=root,
-                          capture_output=True, check=True).stdout
+    """Version of the code a result depends on: git tree ids of lib/, conf/ and notebooks/.
+
+    Commits that touch only the README or the rendered paper keep the version (and so the
+    sweep run hashes) unchanged; uncommitted changes to those folders append a hash of the diff.
+    """
     import hashlib
-    return f"{state['sha']}+dirty.{hashlib.sha256(diff).hexdigest()[:12]}"
+
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, check=True).stdout
+
+    try:
+        trees = git("rev-parse", "HEAD:lib", "HEAD:conf", "HEAD:notebooks")
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return "unknown"
+    version = "tree." + hashlib.sha256(trees).hexdigest()[:16]
+    if git_state(root)["dirty"]:
+        diff = git("diff", "HEAD", "--", "lib", "conf", "notebooks")
+        version += f"+dirty.{hashlib.sha256(diff).hexdigest()[:12]}"
+    return version
 
 
 def data_checksums(cfg: DictConfig) -> dict[str, str]:

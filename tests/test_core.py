@@ -149,3 +149,32 @@ def test_metrics_are_stable_to_the_last_bits(tmp_path):
     record_metrics(tmp_path / "b", {"x": 0.43626671886704305})   # same fit, another summation order
     assert (tmp_path / "a" / "metrics.json").read_bytes() == (tmp_path / "b" / "metrics.json").read_bytes()
     assert read_json(tmp_path / "a" / "metrics.json") == {"x": 0.4362667189}
+
+
+def test_code_version_follows_code_not_docs(tmp_path):
+    from lib.provenance import code_version
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.org")
+    git("config", "user.name", "t")
+    for folder in ("lib", "conf", "notebooks"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.py").write_text("x = 1\n")
+    (tmp_path / "README.md").write_text("one\n")
+    git("add", "-A")
+    git("commit", "-qm", "one")
+    first = code_version(tmp_path)
+    assert first.startswith("tree.") and "dirty" not in first
+
+    (tmp_path / "README.md").write_text("two\n")          # a docs-only commit keeps the version
+    git("commit", "-qam", "docs")
+    assert code_version(tmp_path) == first
+
+    (tmp_path / "lib" / "a.py").write_text("x = 2\n")     # uncommitted code change: marked dirty
+    dirty = code_version(tmp_path)
+    assert dirty.startswith(first + "+dirty.")
+    git("commit", "-qam", "code")                          # committed: a new clean version
+    assert code_version(tmp_path) not in (first, dirty) and "dirty" not in code_version(tmp_path)
