@@ -44,9 +44,21 @@ def test_expansion_is_a_stable_cartesian_product(tmp_path):
     assert len({r.hash for r in runs}) == 4
     # the code version is part of a run's identity
     assert expand(spec, root=tmp_path / "out", code_version="other")[0].hash != runs[0].hash
-    # the second notebook reads the first one's output inside the same run folder
-    assert runs[0].chain_overrides[0] == ()
-    assert runs[0].chain_overrides[1] == (f"paths.fx_input={runs[0].run_dir / 'fx_produce'}",)
+    # the first notebook writes, and the second reads, inside the same run folder
+    redirect = (f"paths.fx_input={runs[0].run_dir / 'fx_produce'}",)
+    assert runs[0].chain_overrides == (redirect, redirect)
+
+
+def test_training_sweep_keeps_checkpoints_and_embeddings_in_its_run_folder(tmp_path):
+    """A 02 -> 03 chain must not write into (or read from) the study's own notebook-02 folder."""
+    path = tmp_path / "train_chain.yaml"
+    path.write_text("preset: smoke\nnotebooks: [02_train_models, 03_estimate_effects]\n")
+    spec = load_sweep(path)
+    run = expand(spec, root=tmp_path / "out", code_version=CODE)[0]
+    own = run.run_dir / "02_train_models"
+    for per_notebook in run.chain_overrides:
+        assert f"paths.embeddings={own}/embeddings" in per_notebook
+        assert f"paths.checkpoints={own}/checkpoints" in per_notebook
 
 
 def test_explicit_runs_combine_with_grid_and_bad_keys_fail_before_running(tmp_path):

@@ -199,18 +199,19 @@ def run_hash(cfg: DictConfig, notebooks: Iterable[str], overrides: Iterable[str]
 
 
 def chain_overrides(cfg: DictConfig, notebooks: tuple[str, ...], run_dir: Path) -> tuple[tuple[str, ...], ...]:
-    """Per notebook, ``paths.*`` overrides that point at outputs of earlier notebooks of the run.
+    """Per notebook, ``paths.*`` overrides that keep a run's outputs inside its folder.
 
-    A ``paths`` entry whose default lives under ``<paths.results>/<earlier notebook>/`` is
-    redirected to ``<run_dir>/<earlier notebook>/``, so a chain such as
-    ``02_train_models -> 03_estimate_effects`` reads the embeddings trained in the same run.
+    A ``paths`` entry whose default lives under ``<paths.results>/<notebook>/`` for this or
+    an earlier notebook of the chain is redirected to ``<run_dir>/<notebook>/``: notebook 02
+    of a run writes its checkpoints and embeddings there (not into the study's own
+    ``results/<preset>/02_train_models``), and notebook 03 of the same run reads them.
     """
     results = str(cfg.paths.results).rstrip("/")
     out = []
     for i in range(len(notebooks)):
         extra = []
         for key, value in cfg.paths.items():
-            for earlier in notebooks[:i]:
+            for earlier in notebooks[:i + 1]:
                 prefix = f"{results}/{earlier}"
                 if str(value) == prefix or str(value).startswith(prefix + "/"):
                     extra.append(f"paths.{key}={run_dir / earlier}{str(value)[len(prefix):]}")
