@@ -35,7 +35,8 @@ def test_render_writes_every_artefact_and_is_byte_identical(results, tmp_path):
     out = tmp_path / "paper"
     done = render(compose("smoke"), results, out)
     assert sorted(digest(out)) == ["RESULTS.md", "figures/fx_line_figure.pdf", "figures/fx_line_figure.png",
-                                   "metrics.json", "tables/fx_line_table.md", "tables/fx_line_table.tex"]
+                                   "index.json", "metrics.json", "tables/fx_line_table.md",
+                                   "tables/fx_line_table.tex"]
     metrics = read_json(out / "metrics.json")
     wall = [read_json(results / n / "manifest.json")["wall_time_s"] for n in ("01_fx_produce", "02_fx_consume")]
     # value = 0.5 * (seed 2 + 1); consume doubles it
@@ -57,6 +58,51 @@ def test_render_writes_every_artefact_and_is_byte_identical(results, tmp_path):
     assert digest(out) == first
 
 
+def copy_tree(src: Path, dst: Path) -> None:
+    for path in src.rglob("*"):
+        if path.is_file():
+            (dst / path.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            (dst / path.relative_to(src)).write_bytes(path.read_bytes())
+
+
+def test_notebook_without_local_results_is_carried_from_the_previous_render(results, tmp_path):
+    out = tmp_path / "paper"
+    render(compose("smoke"), results, out)
+    full = digest(out)
+    full_page = (out / "RESULTS.md").read_text()
+    # a machine with only notebook 02's results (a fresh clone next to the committed paper folder)
+    partial = tmp_path / "partial"
+    copy_tree(results / "02_fx_consume", partial / "02_fx_consume")
+    done = render(compose("smoke"), partial, out)
+    assert done.carried == ["01_fx_produce"]
+    after = digest(out)
+    for kept in ("tables/fx_line_table.md", "tables/fx_line_table.tex", "figures/fx_line_figure.png",
+                 "figures/fx_line_figure.pdf", "metrics.json"):
+        assert after[kept] == full[kept], kept  # files and every number unchanged
+    page = (out / "RESULTS.md").read_text()
+    assert "Carried from the previous render" in page and "01_fx_produce" in page
+    assert "| 01_fx_produce | ok | earlier render (`index.json`) |" in page
+    assert "| 02_fx_consume | ok | `results/smoke/02_fx_consume` |" in page
+    # the carried table keeps its inline Markdown, and every section of the full page is still there
+    section = full_page[full_page.index("## Headline numbers"):]
+    assert section in page
+    # with every run back, the render is the full one again
+    render(compose("smoke"), results, out)
+    assert digest(out) == full
+
+
+def test_carried_artefact_whose_file_is_gone_fails_naming_it(results, tmp_path):
+    out = tmp_path / "paper"
+    render(compose("smoke"), results, out)
+    (out / "figures" / "fx_line_figure.png").unlink()
+    partial = tmp_path / "partial"
+    copy_tree(results / "02_fx_consume", partial / "02_fx_consume")
+    with pytest.raises(FileNotFoundError, match="fx_line_figure.png is missing and 01_fx_produce has no results"):
+        render(compose("smoke"), partial, out)
+    with pytest.raises(FileNotFoundError, match="no results in .* and no earlier render"):
+        render(compose("smoke"), tmp_path / "nothing", tmp_path / "empty_paper")
+
+
 def test_stale_outputs_are_removed_and_duplicate_names_refused(results, tmp_path):
     out = tmp_path / "paper"
     (out / "tables").mkdir(parents=True)
@@ -65,11 +111,7 @@ def test_stale_outputs_are_removed_and_duplicate_names_refused(results, tmp_path
     assert not (out / "tables" / "gone.md").exists()
     copy = tmp_path / "dup"
     for name in ("01_fx_produce", "03_fx_again"):
-        src, dst = results / "01_fx_produce", copy / name
-        for path in src.rglob("*"):
-            if path.is_file():
-                (dst / path.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
-                (dst / path.relative_to(src)).write_bytes(path.read_bytes())
+        copy_tree(results / "01_fx_produce", copy / name)
     with pytest.raises(ValueError, match="fx_line_(table|figure).* registered by both 01_fx_produce and 03_fx_again"):
         render(compose("smoke"), copy, tmp_path / "paper_dup")
 

@@ -57,36 +57,53 @@ def check_metrics_schema(metrics: Mapping[str, Any]) -> list[str]:
     return missing
 
 
+def read_run_metrics(run_dir: Path) -> dict[str, Any]:
+    """A run's ``metrics.json`` (empty when it recorded none)."""
+    path = Path(run_dir) / "metrics.json"
+    return read_json(path) if path.is_file() else {}
+
+
 def merge_run_metrics(run_dirs: Mapping[str, Path]) -> dict[str, Any]:
-    """Merge ``metrics.json`` of every run and add ``walltime.<run>_s`` from its manifest.
+    """:func:`merge_metrics` over run folders (``metrics.json`` and ``manifest.json`` wall time)."""
+    per_run = {}
+    for name, run_dir in run_dirs.items():
+        manifest = Path(run_dir) / "manifest.json"
+        wall = read_json(manifest).get("wall_time_s") if manifest.is_file() else None
+        per_run[name] = (read_run_metrics(run_dir), wall)
+    return merge_metrics(per_run)
+
+
+def merge_metrics(per_run: Mapping[str, tuple[Mapping[str, Any], float | None]]) -> dict[str, Any]:
+    """Merge the metrics of every run and add ``walltime.<run>_s`` and ``walltime.study_s``.
 
     Parameters
     ----------
-    run_dirs : mapping of run name (e.g. ``03_estimate_effects``) to its folder
+    per_run : mapping of run name (e.g. ``03_estimate_effects``) to (its metrics, its wall time or None)
 
     Raises
     ------
     ValueError
         When two runs report different values for the same key (keys are namespaced, so
         this is a naming bug, not something to resolve silently).
+
+    Examples
+    --------
+    >>> merge_metrics({"01_a": ({"x.y": 1.0}, 2.0), "02_b": ({"z.w": 3.0}, 4.5)})
+    {'walltime.01_a_s': 2.0, 'walltime.02_b_s': 4.5, 'walltime.study_s': 6.5, 'x.y': 1.0, 'z.w': 3.0}
     """
     merged: dict[str, Any] = {}
     owner: dict[str, str] = {}
     total = 0.0
-    for name in sorted(run_dirs):
-        run_dir = Path(run_dirs[name])
-        path = run_dir / "metrics.json"
-        for key, value in (read_json(path) if path.is_file() else {}).items():
+    for name in sorted(per_run):
+        metrics, wall = per_run[name]
+        for key, value in metrics.items():
             if key in merged and merged[key] != value:
                 raise ValueError(f"metric {key!r} is reported by both {owner[key]} ({merged[key]}) and "
                                  f"{name} ({value}); rename one of them")
             merged[key], owner[key] = value, name
-        manifest = run_dir / "manifest.json"
-        if manifest.is_file():
-            wall = read_json(manifest).get("wall_time_s")
-            if wall is not None:
-                merged[f"walltime.{name}_s"] = float(wall)
-                total += float(wall)
+        if wall is not None:
+            merged[f"walltime.{name}_s"] = float(wall)
+            total += float(wall)
     if any(k.startswith("walltime.") for k in merged):
         merged["walltime.study_s"] = round(total, 2)
     return dict(sorted(merged.items()))

@@ -6,7 +6,8 @@ For every run folder ``results/<preset>/<NN_name>/``: each registered table beco
 one flat ``metrics.json`` with ``walltime.<notebook>_s`` from the manifests; and
 ``RESULTS.md`` lists it all on one page. Outputs depend only on the saved results, so
 re-rendering gives byte-identical files; files of artefacts no longer registered are
-removed.
+removed. ``index.json`` records what each notebook contributed, so notebooks whose runs
+are not on this machine are carried from the previous render (:mod:`lib.report.index`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from omegaconf import DictConfig  # noqa: E402
 
 from lib.io import read_json, save_figure, write_json, write_text  # noqa: E402
 from lib.report import artefacts  # noqa: E402
-from lib.report.metrics import check_metrics_schema, merge_run_metrics  # noqa: E402
+from lib.report.index import carried, files_of, load_index, manifest_summary, write_index  # noqa: E402
+from lib.report.metrics import check_metrics_schema, merge_metrics, read_run_metrics  # noqa: E402
 from lib.report.results_md import results_markdown  # noqa: E402
 
 RUN_NAME = re.compile(r"^\d\d_[A-Za-z0-9_]+$")
@@ -39,12 +41,13 @@ class Rendered:
     figures: list[str]
     metrics: dict[str, Any]
     missing_families: list[str]
+    carried: list[str]
 
 
 def find_runs(results_dir: Path) -> dict[str, Path]:
     """Notebook run folders (``NN_name``) under ``results_dir`` that finished (have a manifest)."""
     if not results_dir.is_dir():
-        raise FileNotFoundError(f"no results in {results_dir}; run the notebooks first (make reproduce)")
+        return {}
     return {p.name: p for p in sorted(results_dir.iterdir())
             if p.is_dir() and RUN_NAME.match(p.name) and (p / "manifest.json").is_file()}
 
@@ -83,20 +86,31 @@ def render(cfg: DictConfig, results_dir: str | Path | None = None, out_dir: str 
     results_dir = Path(results_dir or cfg.paths.results)
     out_dir = Path(out_dir or cfg.paths.paper)
     runs = find_runs(results_dir)
+    kept = carried(load_index(out_dir), set(runs), out_dir)
+    if not runs and not kept:
+        raise FileNotFoundError(f"no results in {results_dir} and no earlier render in {out_dir}; "
+                                "run the notebooks first (make reproduce)")
     entries: dict[str, tuple[str, dict[str, Any]]] = {}
-    for run_name, run_dir in runs.items():
-        for name, entry in artefacts.load(run_dir).items():
+    sources = {run_name: artefacts.load(run_dir) for run_name, run_dir in runs.items()}
+    sources.update({run_name: record["artefacts"] for run_name, record in kept.items()})
+    for run_name in sorted(sources):
+        for name, entry in sources[run_name].items():
             if name in entries:
                 raise ValueError(f"artefact {name!r} is registered by both {entries[name][0]} and {run_name}; "
                                  "artefact names must be unique across notebooks")
             entries[name] = (run_name, entry)
 
     tables, figures = [], []
+    fmt, max_rows = cfg.report.float_format, int(cfg.report.max_inline_rows)
     for name, (run_name, entry) in entries.items():
-        if entry["kind"] == "table":
-            markdown, latex = table_text(entry["frame"], cfg.report.float_format, name, entry["caption"])
+        if run_name in kept:  # rendered earlier; its data is not on this machine
+            (tables if entry["kind"] == "table" else figures).append(name)
+        elif entry["kind"] == "table":
+            frame = entry["frame"]
+            markdown, latex = table_text(frame, fmt, name, entry["caption"])
             write_text(out_dir / "tables" / f"{name}.md", markdown)
             write_text(out_dir / "tables" / f"{name}.tex", latex)
+            entry["inline"] = frame.to_markdown(index=False, floatfmt=fmt.lstrip("%")) if len(frame) <= max_rows else None
             tables.append(name)
         else:
             try:
@@ -107,15 +121,23 @@ def render(cfg: DictConfig, results_dir: str | Path | None = None, out_dir: str 
                                    "are older than the plot function") from exc
             save_figure(fig, out_dir / "figures" / name)
             plt.close(fig)
+            entry["inline"] = None
             figures.append(name)
-    _remove_stale(out_dir / "tables", {f"{n}.{ext}" for n in tables for ext in ("md", "tex")})
-    _remove_stale(out_dir / "figures", {f"{n}.{ext}" for n in figures for ext in ("png", "pdf")})
+    _remove_stale(out_dir / "tables", {Path(f).name for n in tables for f in files_of(n, "table")})
+    _remove_stale(out_dir / "figures", {Path(f).name for n in figures for f in files_of(n, "figure")})
 
-    metrics = merge_run_metrics(runs)
+    records = {name: {"manifest": manifest_summary(read_json(path / "manifest.json")),
+                      "metrics": read_run_metrics(path),
+                      "artefacts": {a: {"kind": e["kind"], "caption": e["caption"], "inline": e["inline"]}
+                                    for a, (r, e) in entries.items() if r == name}}
+               for name, path in runs.items()}
+    records.update(kept)
+    metrics = merge_metrics({name: (r["metrics"], r["manifest"].get("wall_time_s")) for name, r in records.items()})
     write_json(out_dir / "metrics.json", metrics)
-    manifests = {name: read_json(path / "manifest.json") for name, path in runs.items()}
+    write_index(out_dir, records)
+    manifests = {name: {**r["manifest"], "carried": bool(r.get("carried"))} for name, r in records.items()}
     write_text(out_dir / "RESULTS.md", results_markdown(cfg, entries, metrics, manifests))
-    return Rendered(out_dir, sorted(tables), sorted(figures), metrics, check_metrics_schema(metrics))
+    return Rendered(out_dir, sorted(tables), sorted(figures), metrics, check_metrics_schema(metrics), sorted(kept))
 
 
 def _remove_stale(folder: Path, keep: set[str]) -> None:

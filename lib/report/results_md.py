@@ -54,9 +54,11 @@ def results_markdown(cfg: DictConfig, entries: Mapping[str, tuple[str, dict[str,
     ----------
     cfg : DictConfig
         Composed config (preset name, ``report.float_format``, ``report.headline``).
-    entries : mapping name -> (notebook run, artefact entry with ``frame``)
+    entries : mapping name -> (notebook run, artefact entry with ``kind``, ``caption`` and
+        ``inline``: the Markdown of a short table, shown on the page, or None)
     metrics : merged flat metrics
-    manifests : mapping notebook run -> its ``manifest.json``
+    manifests : mapping notebook run -> its manifest summary (:func:`lib.report.index.manifest_summary`)
+        plus ``carried``: True when the run comes from the previous render
     """
     ff = cfg.report.float_format
     preset = cfg.preset_name
@@ -64,11 +66,17 @@ def results_markdown(cfg: DictConfig, entries: Mapping[str, tuple[str, dict[str,
              f"Rendered by `python -m lib.report --preset {preset}` from the saved runs in `results/{preset}/`; "
              f"`metrics.json` holds every number below as flat keys.", ""]
     lines += [f"- preset: `{preset}`", *provenance_lines(manifests)]
-    lines += ["", "## Wall time", "", "| notebook | status | wall time (s) |", "|---|---|---:|"]
+    lines += ["", "## Wall time", "", "| notebook | status | rendered from | wall time (s) |", "|---|---|---|---:|"]
     for name, manifest in sorted(manifests.items()):
-        lines.append(f"| {name} | {manifest.get('status', 'n/a')} | {_fmt(manifest.get('wall_time_s'), '%.1f')} |")
+        source = "earlier render (`index.json`)" if manifest.get("carried") else f"`results/{preset}/{name}`"
+        lines.append(f"| {name} | {manifest.get('status', 'n/a')} | {source} | "
+                     f"{_fmt(manifest.get('wall_time_s'), '%.1f')} |")
     if "walltime.study_s" in metrics:
-        lines.append(f"| **total** | | {_fmt(metrics['walltime.study_s'], '%.1f')} |")
+        lines.append(f"| **total** | | | {_fmt(metrics['walltime.study_s'], '%.1f')} |")
+    kept = sorted(name for name, manifest in manifests.items() if manifest.get("carried"))
+    if kept:
+        lines += ["", f"Carried from the previous render of `paper/{preset}/` (their runs are not in "
+                      f"`results/{preset}/` here; numbers, captions and files unchanged): {', '.join(kept)}."]
 
     top = headline(metrics, list(cfg.report.headline))
     lines += ["", "## Headline numbers", ""]
@@ -86,9 +94,8 @@ def results_markdown(cfg: DictConfig, entries: Mapping[str, tuple[str, dict[str,
             run_name, entry = entries[name]
             lines += ["", f"### {name}", "", f"*{run_name}.* {entry['caption'].strip()}", ""]
             if kind == "table":
-                frame = entry["frame"]
-                if len(frame) <= cfg.report.max_inline_rows:
-                    lines += [frame.to_markdown(index=False, floatfmt=ff.lstrip("%")), ""]
+                if entry.get("inline"):
+                    lines += [entry["inline"], ""]
                 lines.append(f"Full table: [Markdown](tables/{name}.md) · [LaTeX](tables/{name}.tex)")
             else:
                 lines.append(f"![{name}](figures/{name}.png)  ([PDF](figures/{name}.pdf))")
