@@ -75,6 +75,9 @@ def test_hillstrom_prediction_then_export(cfg, tmp_path):
     assert raw > 0.7                               # visit depends on history spend, which the raw features carry
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert "predict.hillstrom.visit.text_lora.auc" in metrics
+    # the prediction table saved the frozen customer vectors for the export to reuse
+    ids_p, emb_p, _ = load_embeddings(f"{cfg.paths.embeddings}/hillstrom__text_frozen")
+    assert np.array_equal(ids_p, np.arange(80)) and emb_p.shape == (80, 384)
 
     paths = export_all(cfg, run_dir)
     assert len(paths) == 2 * (4 + 2)               # beauty x 4 variants + hillstrom frozen / lora, npz + json
@@ -92,10 +95,11 @@ def test_hillstrom_prediction_then_export(cfg, tmp_path):
     assert np.array_equal(ids_f, np.arange(80)) and np.array_equal(ids_f, ids_l)  # every prepared customer
     assert len(meta_l["checkpoint_sha256"]) == 64
     assert not np.allclose(emb_f, emb_l)           # the adapters changed the vectors
+    np.testing.assert_array_equal(emb_f, emb_p)    # reused, not embedded a second time
     export = load(run_dir)["embedding_export"]["frame"]
     assert len(export) == 6 and set(export["population"]) == {"beauty", "hillstrom"}
-    # the frozen customer vectors are deterministic: a second export gives identical arrays
+    # a second export gives identical arrays (frozen vectors and the seeded bag-of-items SVD)
+    bag = load_embeddings(f"{cfg.paths.embeddings}/beauty__bag_svd")[1]
     export_all(cfg, run_dir)
     np.testing.assert_array_equal(load_embeddings(f"{cfg.paths.embeddings}/hillstrom__text_frozen")[1], emb_f)
-    np.testing.assert_array_equal(load_embeddings(f"{cfg.paths.embeddings}/beauty__bag_svd")[1],
-                                  load_embeddings(f"{cfg.paths.embeddings}/beauty__bag_svd")[1])
+    np.testing.assert_array_equal(load_embeddings(f"{cfg.paths.embeddings}/beauty__bag_svd")[1], bag)

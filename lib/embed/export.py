@@ -40,11 +40,13 @@ def _seq_config(cfg: Any) -> dict[str, Any]:
     return {k: v for k, v in _container(cfg.model).items() if k not in ("text", "heads", "embed")}
 
 
-def customer_text_embeddings(cfg: Any, df: pd.DataFrame) -> np.ndarray:
+def customer_text_embeddings(cfg: Any, df: pd.DataFrame, save: bool = False) -> np.ndarray:
     """Frozen MiniLM vectors of ``df``'s customer sentences, in row order.
 
     Reuses ``hillstrom__text_frozen`` when it was exported with the same text settings and
-    covers every customer of ``df`` (the Hillstrom prediction table and the export share it).
+    covers every customer of ``df`` (the Hillstrom prediction table and the export share it);
+    ``save=True`` writes freshly computed vectors there, so the export that follows the
+    prediction table does not embed the same customers again.
     """
     from lib.data.text import customer_sentence
     from lib.models.text import build_text_encoder
@@ -56,7 +58,12 @@ def customer_text_embeddings(cfg: Any, df: pd.DataFrame) -> np.ndarray:
         if meta.get("config", {}).get("text") == _container(cfg.model.text) and np.isin(wanted, ids).all():
             return align(ids, emb, wanted, str(stem))
     enc = build_text_encoder(cfg.model.text, mode="frozen")
-    return enc.encode([customer_sentence(r) for r in df.to_dict("records")], int(cfg.model.text.batch_size))
+    emb = enc.encode([customer_sentence(r) for r in df.to_dict("records")], int(cfg.model.text.batch_size))
+    if save:
+        save_embeddings(stem, wanted, emb, {"variant": "text_frozen", "population": "hillstrom",
+                                            "preset": cfg.preset_name, "seed": cfg.seed,
+                                            "config": {"text": _container(cfg.model.text)}, "checkpoint_sha256": None})
+    return emb
 
 
 def _seq_population(cfg: Any, dataset: str, run_dir: Path) -> dict[str, Callable[[], tuple]]:

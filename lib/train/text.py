@@ -184,7 +184,8 @@ def hillstrom_conversion(cfg: Any, run_dir: str | Path) -> pd.DataFrame:
 
     t0 = time.perf_counter()
     from lib.embed.export import customer_text_embeddings
-    emb = {"train": customer_text_embeddings(cfg, train), "test": customer_text_embeddings(cfg, test)}
+    frozen = customer_text_embeddings(cfg, df, save=True)  # one pass; the export reuses the saved vectors
+    emb = {name: frozen[(df["split"] == name).to_numpy()] for name in ("train", "test")}
     embed_s = time.perf_counter() - t0
     xr_tr, xr_te = design_matrix(train).to_numpy(), design_matrix(test).to_numpy()
     for outcome in tcfg.predict.outcomes:
