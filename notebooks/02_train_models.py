@@ -43,8 +43,8 @@ for dataset in cfg.trainer.datasets:
         curves.append(read_curves(metrics["run_dir"], dataset=dataset, model=arch))
         print(f"{dataset} {arch}: {metrics['epochs']} epochs, {metrics['wall_s']:.0f}s, best {metrics['best_ckpt']}")
 write_json(run_dir / "nextitem_runs.json", runs)
-results = pd.DataFrame(rows)
-print(results.round(4).to_string(index=False))
+results = pd.DataFrame(rows, columns=["dataset", "model", *(f"{m}@{k}" for k in ks for m in ("HR", "NDCG"))])
+print(results.round(4).to_string(index=False) if rows else "no next-item data sets (trainer.datasets is empty)")
 
 # %%
 for dataset, table in results.groupby("dataset", sort=False):
@@ -58,12 +58,14 @@ record_metrics(run_dir, {f"nextitem.{r['dataset']}.{r['model']}.{m.lower()}": r[
                          for r in rows for m in r if "@" in m})
 
 # %%
-curves = pd.concat(curves, ignore_index=True)
-register(run_dir, "learning_curves", "figure", curves, plot="lib.train.plots:plot_learning_curves",
-         caption="Training loss (full-softmax cross-entropy) and validation loss / NDCG@10 per epoch for every "
-                 "data set and transformer, read from Lightning's CSV logs (a resumed run continues its curve).")
-from lib.train.plots import plot_learning_curves
-plot_learning_curves(curves);
+if curves:
+    curves = pd.concat(curves, ignore_index=True)
+    register(run_dir, "learning_curves", "figure", curves, plot="lib.train.plots:plot_learning_curves",
+             caption="Training loss (full-softmax cross-entropy) and validation loss / NDCG@10 per epoch for "
+                     "every data set and transformer, read from Lightning's CSV logs (a resumed run continues "
+                     "its curve).")
+    from lib.train.plots import plot_learning_curves
+    plot_learning_curves(curves);
 
 # %% [markdown]
 # ## Embeddings for the causal study
