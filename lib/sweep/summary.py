@@ -5,13 +5,17 @@ The sweep file's ``summary:`` block says what to tabulate::
     summary:
       x: causal.hillstrom.max_units      # varied setting on the x axis (a grid / run key)
       metrics: 'rct_gap\\.hillstrom\\.visit\\.[^.]+\\.linear_dml\\.abs_error'   # regex of metric columns
+      series_strip: 'text_[a-z]+\\.'      # optional regex cut from metric names to form the series
       plot: ablation_curve               # or ablation_bars (categorical x), in lib.report.plots
       xlabel: units used for estimation
       ylabel: "|ATE - RCT ATE|"
       caption: Two or three sentences for RESULTS.md.
 
-Seeds are averaged (mean, standard deviation, count); every other varied setting that is
-not ``x`` becomes part of the series label, so nothing is silently pooled.
+Seeds are averaged (mean, standard deviation, count); every other varied setting that
+takes more than one value at some ``x`` becomes part of the series label, so nothing is
+silently pooled (settings that move together with ``x`` do not split the series).
+``series_strip`` lets metrics whose names carry the ``x`` value (e.g. the representation
+``text_lora`` in ``rct_gap.hillstrom.visit.text_lora.ols.abs_error``) form one series.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-SUMMARY_KEYS = {"x", "metrics", "plot", "xlabel", "ylabel", "caption"}
+SUMMARY_KEYS = {"x", "metrics", "series_strip", "plot", "xlabel", "ylabel", "caption"}
 
 
 def summarise(table: pd.DataFrame, summary: Mapping[str, Any], params: list[str]) -> pd.DataFrame:
@@ -43,6 +47,16 @@ def summarise(table: pd.DataFrame, summary: Mapping[str, Any], params: list[str]
         x series  mean  n
     0  10  err.a   2.0  2
     1  20  err.a   0.5  2
+
+    Metrics named after the ``x`` value join one series through ``series_strip``:
+
+    >>> t = pd.DataFrame({"status": "ok", "rep": ["a", "b"], "gap.a.ols": [0.1, None],
+    ...                   "gap.b.ols": [None, 0.3]})
+    >>> summarise(t, {"x": "rep", "metrics": r"gap\\..*", "series_strip": r"\\.[ab]\\b"}, ["rep"])[
+    ...     ["x", "series", "mean"]]
+       x   series  mean
+    0  a  gap.ols   0.1
+    1  b  gap.ols   0.3
     """
     unknown = set(summary) - SUMMARY_KEYS
     if unknown:
@@ -55,9 +69,13 @@ def summarise(table: pd.DataFrame, summary: Mapping[str, Any], params: list[str]
     metric_cols = sorted(c for c in ok.columns if regex.match(str(c)))
     if not metric_cols:
         raise ValueError(f"summary.metrics {summary['metrics']!r} matches no metric of the sweep's runs")
-    others = [p for p in params if p not in (x, "seed")]
+    x_key = ok[x].astype(str)
+    others = [p for p in params if p not in (x, "seed") and p in ok.columns
+              and (ok[p].astype(str).groupby(x_key).nunique() > 1).any()]
     long = ok.melt(id_vars=[x, *others], value_vars=metric_cols, var_name="metric", value_name="value")
-    long["series"] = long["metric"]
+    long = long.dropna(subset=["value"])
+    strip = summary.get("series_strip")
+    long["series"] = long["metric"].str.replace(str(strip), "", regex=True) if strip else long["metric"]
     for col in others:
         long["series"] = long["series"] + f" | {col}=" + long[col].astype(str)
     # str(x) groups list-valued settings (e.g. [text_lora]) as well as scalars
