@@ -14,6 +14,7 @@ from lib.config import REPO_ROOT
 from lib.io import read_json
 from lib.sweep import collect, expand, load_sweep, points, run_status, run_sweep
 from lib.sweep.spec import format_value
+from lib.sweep.summary import SUMMARY_KEYS
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "notebooks"
 CODE = "fixture-code-v1"  # pinned so commits made while the tests run do not change the hashes
@@ -59,6 +60,15 @@ def test_training_sweep_keeps_checkpoints_and_embeddings_in_its_run_folder(tmp_p
     for per_notebook in run.chain_overrides:
         assert f"paths.embeddings={own}/embeddings" in per_notebook
         assert f"paths.checkpoints={own}/checkpoints" in per_notebook
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO_ROOT / "conf" / "sweep").glob("*.yaml")))
+def test_every_study_sweep_expands_and_summarises_a_varied_setting(name, tmp_path):
+    spec = load_sweep(name)
+    runs = expand(spec, root=tmp_path / "out", code_version=CODE)  # composes every run's config
+    assert runs and len({r.hash for r in runs}) == len(runs)
+    assert {"x", "metrics"} <= set(spec.summary) <= SUMMARY_KEYS
+    assert spec.summary["x"] in spec.grid or any(spec.summary["x"] in run for run in spec.runs)
 
 
 def test_explicit_runs_combine_with_grid_and_bad_keys_fail_before_running(tmp_path):
