@@ -8,11 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from lib.config import REPO_ROOT
 from lib.io import read_json
 from lib.sweep import collect, expand, load_sweep, points, run_status, run_sweep
+from lib.sweep.procs import threads_per_worker
 from lib.sweep.spec import format_value
 from lib.sweep.summary import SUMMARY_KEYS
 
@@ -89,6 +91,8 @@ def test_chained_parallel_sweep_and_collect(tmp_path):
     # fx_produce: value = scale * (seed + 1); fx_consume doubles what produce wrote in the same run
     assert table["fx.value"].tolist() == [1.0, 2.0, 3.0, 6.0]
     assert table["fx.doubled"].tolist() == [2.0, 4.0, 6.0, 12.0]
+    # two workers share the cores: each run's kernel sees its share as its thread budget
+    assert set(table["fx.threads"]) == {int(os.environ.get("OMP_NUM_THREADS") or threads_per_worker(2))}
     assert set(table["status"]) == {"ok"}
     again = run_sweep(spec, jobs=2, root=tmp_path / "out", code_version=CODE, progress=False)
     assert (again.done, again.failed, again.skipped) == (0, 0, 4)
@@ -146,3 +150,29 @@ def test_killed_sweep_resumes_only_missing_runs(tmp_path):
     assert read_json(runs[0].run_dir / "status.json")["params"] == {"seed": 0}
     skipped = int(rerun.stdout.split(" skipped")[0].rsplit(",", 1)[1].split()[0])
     assert skipped == 1 + (statuses[1] == "ok")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_stopped_sweep_leaves_no_worker_or_kernel_running(tmp_path, sig):
+    """Killing only the sweep process (not its group) still stops every worker and kernel below it."""
+    spec_path = write_sweep(tmp_path, "notebooks: [fx_produce]\noverrides: ['+fixture.sleep=60']\nseeds: [0, 1]\n")
+    cmd = [sys.executable, "-m", "lib.sweep", str(spec_path), "--root", str(tmp_path / "out"), "--jobs", "2",
+           "--code-version", CODE, "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while True:  # two workers, each with a kernel sleeping inside the notebook
+            below = psutil.Process(proc.pid).children(recursive=True)
+            if sum("ipykernel" in " ".join(p.cmdline()) for p in below if p.is_running()) == 2:
+                break
+            assert time.time() < deadline, "kernels did not start"
+            time.sleep(0.5)
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=30)
+        gone, alive = psutil.wait_procs(below, timeout=30)
+        assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], [p.cmdline() for p in alive]
+        assert [run_status(r) for r in expand(load_sweep(spec_path), root=tmp_path / "out", code_version=CODE)] \
+            == ["missing", "missing"]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from lib.io import read_json, write_json
 from lib.runner import run_notebook
+from lib.sweep.procs import init_worker, stop_cleanly, threads_per_worker
 from lib.sweep.spec import Run, SweepSpec, expand, load_sweep
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -159,24 +160,27 @@ def run_sweep(spec: SweepSpec | str | Path, preset: str | None = None, jobs: int
 
     bar.set_postfix(done=0, failed=0, skipped=result.skipped)
     try:
-        if launcher == "submitit":
-            _run_submitit(todo, root, spec.launcher, finish)
-        elif launcher != "local":
-            raise ValueError(f"unknown launcher {launcher!r}; use 'local' or 'submitit'")
-        elif jobs <= 1:
-            for run in todo:
-                finish(execute_run(run))
-        else:
-            _run_pool(todo, jobs, finish)
+        with stop_cleanly():  # Ctrl-C or SIGTERM: no kernel or worker is left running
+            if launcher == "submitit":
+                _run_submitit(todo, root, spec.launcher, finish)
+            elif launcher != "local":
+                raise ValueError(f"unknown launcher {launcher!r}; use 'local' or 'submitit'")
+            elif jobs <= 1:
+                for run in todo:
+                    finish(execute_run(run))
+            else:
+                _run_pool(todo, jobs, finish)
     finally:
         bar.close()
     return result
 
 
 def _run_pool(todo: Iterable[Run], jobs: int, finish: Callable[[dict[str, Any]], None]) -> None:
-    """Run in ``jobs`` spawned workers; on Ctrl-C cancel what has not started."""
-    # spawn: a fresh interpreter per worker, no forked ZMQ / thread state from the parent
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    """Run in ``jobs`` spawned workers that share the cores; on Ctrl-C cancel what has not started."""
+    # spawn: a fresh interpreter per worker, no forked ZMQ / thread state from the parent;
+    # threads capped so `jobs` kernels do not oversubscribe the cores (torch spins on idle threads)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=init_worker, initargs=(threads_per_worker(jobs),))
     pending: dict[Future, Run] = {pool.submit(execute_run, run): run for run in todo}
     try:
         while pending:
