@@ -175,4 +175,5 @@ def test_stopped_sweep_leaves_no_worker_or_kernel_running(tmp_path, sig):
         assert [run_status(r) for r in expand(load_sweep(spec_path), root=tmp_path / "out", code_version=CODE)] \
             == ["missing", "missing"]
     finally:
-        os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
