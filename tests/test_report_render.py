@@ -147,3 +147,16 @@ def test_merge_refuses_conflicting_values(tmp_path):
         write_json(tmp_path / name / "metrics.json", {"ate.x.y.z.abs_bias": value})
     with pytest.raises(ValueError, match="reported by both 01_a"):
         merge_run_metrics({"01_a": tmp_path / "01_a", "02_b": tmp_path / "02_b"})
+
+
+def test_damaged_index_fails_naming_the_file_and_the_fix(results, tmp_path):
+    out = tmp_path / "paper"
+    render(compose("smoke"), results, out)
+    index = read_json(out / "index.json")
+    del index["notebooks"]["01_fx_produce"]["metrics"]
+    write_json(out / "index.json", index)
+    with pytest.raises(ValueError, match=r"index.json: notebook records \['01_fx_produce'\] lack .*make paper"):
+        render(compose("smoke"), tmp_path / "nothing", out)
+    (out / "index.json").write_text("{truncated")
+    with pytest.raises(ValueError, match="index.json is not valid JSON"):
+        render(compose("smoke"), tmp_path / "nothing", out)

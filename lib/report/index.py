@@ -16,6 +16,7 @@ from lib.io import read_json, write_json
 
 INDEX = "index.json"
 VERSION = 1
+RECORD_KEYS = {"manifest", "metrics", "artefacts"}
 
 
 def manifest_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -38,11 +39,20 @@ def load_index(out_dir: Path) -> dict[str, dict[str, Any]]:
     path = Path(out_dir) / INDEX
     if not path.is_file():
         return {}
-    data = read_json(path)
+    fix = "delete it and render from a full results folder (make paper)"
+    try:
+        data = read_json(path)
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); {fix}") from exc
     if data.get("version") != VERSION:
-        raise ValueError(f"{path}: index version {data.get('version')!r}, expected {VERSION}; "
-                         "delete it and render from a full results folder")
-    return dict(data["notebooks"])
+        raise ValueError(f"{path}: index version {data.get('version')!r}, expected {VERSION}; {fix}")
+    notebooks = data.get("notebooks")
+    if not isinstance(notebooks, dict):
+        raise ValueError(f"{path}: no 'notebooks' mapping; {fix}")
+    bad = [name for name, record in notebooks.items() if not isinstance(record, dict) or not RECORD_KEYS <= set(record)]
+    if bad:
+        raise ValueError(f"{path}: notebook records {bad} lack {sorted(RECORD_KEYS)}; {fix}")
+    return dict(notebooks)
 
 
 def write_index(out_dir: Path, records: Mapping[str, dict[str, Any]]) -> Path:
