@@ -9,7 +9,9 @@ fold. The ATE is the mean of the augmented IPW score
 
 with standard error ``sd(psi) / sqrt(n)``; the CATE is ``mu1 - mu0``. Propensities are
 clipped to ``[clip, 1 - clip]`` (``causal.aipw.clip``) so that a few extreme scores cannot
-dominate the mean.
+dominate the mean. The heads' architecture and optimiser are ``model.heads`` (one block for
+every use of the causal heads; ``causal.aipw.heads`` points at it), trained for its
+``max_epochs`` on the training folds.
 """
 from __future__ import annotations
 
@@ -24,17 +26,17 @@ from sklearn.preprocessing import StandardScaler
 from lib.models.heads import CausalHeads, is_binary
 
 
-def _train_heads(Z: np.ndarray, T: np.ndarray, Y: np.ndarray, acfg: dict[str, Any], seed: int) -> CausalHeads:
+def _train_heads(Z: np.ndarray, T: np.ndarray, Y: np.ndarray, hcfg: Any, seed: int) -> CausalHeads:
     torch.manual_seed(seed)
-    heads = CausalHeads(Z.shape[1], hidden=int(acfg["hidden"]), dropout=float(acfg["dropout"]),
-                        alpha=float(acfg["alpha"]), outcome_loss="bce" if is_binary(Y) else "mse")
+    heads = CausalHeads(Z.shape[1], hidden=int(hcfg.hidden), dropout=float(hcfg.dropout),
+                        alpha=float(hcfg.alpha), outcome_loss="bce" if is_binary(Y) else "mse")
     heads.set_outcome_scale(Y)
-    opt = torch.optim.AdamW(heads.parameters(), lr=float(acfg["lr"]), weight_decay=float(acfg["weight_decay"]))
+    opt = torch.optim.AdamW(heads.parameters(), lr=float(hcfg.lr), weight_decay=float(hcfg.weight_decay))
     z, t, y = (torch.as_tensor(a, dtype=torch.float32) for a in (Z, T, Y))
     gen = torch.Generator().manual_seed(seed)
-    bs = int(acfg["batch_size"])
+    bs = int(hcfg.batch_size)
     heads.train()
-    for _ in range(int(acfg["epochs"])):
+    for _ in range(int(hcfg.max_epochs)):
         for idx in torch.randperm(len(z), generator=gen).split(bs):
             opt.zero_grad()
             heads.loss(heads(z[idx]), t[idx], y[idx])["loss"].backward()
@@ -49,12 +51,11 @@ def aipw_heads(Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: np.ndarray
     Units outside ``{0, k}`` get the CATE of arm ``k`` from the heads of the fold they were
     never trained on (fold 0), so every unit has a CATE for every arm.
     """
-    defaults = dict(hidden=64, dropout=0.1, alpha=1.0, lr=1e-3, weight_decay=1e-4, batch_size=256, epochs=30, clip=0.01)
-    acfg = {**defaults, **dict(ccfg.get("aipw", {}) if ccfg is not None else {})}
-    alpha, cv = float(ccfg.get("alpha", 0.05)), int(ccfg.get("cv", 3))
+    hcfg, clip = ccfg.aipw.heads, float(ccfg.aipw.clip)
+    alpha, cv = float(ccfg.alpha), int(ccfg.cv)
     Z = np.hstack([M for M in (X, W) if M is not None]) if (X is not None or W is not None) else np.zeros((len(Y), 1))
     Z = StandardScaler().fit_transform(Z)
-    torch.set_num_threads(max(1, int(ccfg.get("n_jobs", 1))))
+    torch.set_num_threads(max(1, int(ccfg.n_jobs)))
     res, cate, models = {}, {}, []
     for arm in [int(a) for a in np.unique(T) if a != 0]:
         pair = np.flatnonzero((T == 0) | (T == arm))
@@ -62,9 +63,9 @@ def aipw_heads(Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: np.ndarray
         psi, tau = np.zeros(len(pair)), np.zeros(len(Y))
         folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed).split(pair, t)
         for f, (tr, te) in enumerate(folds):
-            heads = _train_heads(Z[pair[tr]], t[tr], Y[pair[tr]], acfg, seed + f)
+            heads = _train_heads(Z[pair[tr]], t[tr], Y[pair[tr]], hcfg, seed + f)
             p = {k: v.numpy().astype(np.float64) for k, v in heads.predict(torch.as_tensor(Z[pair[te]], dtype=torch.float32)).items()}
-            e = np.clip(p["e"], acfg["clip"], 1 - acfg["clip"])
+            e = np.clip(p["e"], clip, 1 - clip)
             y, tt = Y[pair[te]], t[te]
             psi[te] = p["mu1"] - p["mu0"] + tt * (y - p["mu1"]) / e - (1 - tt) * (y - p["mu0"]) / (1 - e)
             tau[pair[te]] = p["mu1"] - p["mu0"]

@@ -1,15 +1,20 @@
-"""The three study loops of notebooks 03 and 04; each returns a tidy DataFrame.
+"""The study loops of notebooks 03 and 04; each returns a tidy DataFrame.
 
-* :func:`semisynth_grid`: levels x seeds x representations x estimators on the
+* :func:`semisynth_grid`: settings x seeds x representations x estimators on the
   semi-synthetic benchmark over real histories, scored against the planted truth.
-* :func:`hillstrom_rct_gap`: estimates on the confounded Hillstrom subsample against the
-  full-RCT reference, per outcome and e-mail arm.
+* :func:`hillstrom_rct_gap`: estimates on confounded Hillstrom subsamples against the
+  full-RCT reference, per outcome and e-mail arm, over subsample seeds.
 * :func:`hillstrom_uplift`: CATE models fitted on the RCT train split, Qini / AUUC (with
   bootstrap CIs) and policy values on the test split, against random targeting.
 
-Representations whose embedding file is missing are skipped with a printed note; the
+Representations whose embedding file is missing are skipped with a printed note; an
+estimate refused by the overlap diagnostic is recorded (``refused``) with NaN numbers. The
 extra frames behind figures (CATE scatter, overlap histograms, Qini curves, policy values)
 are attached as ``df.attrs``.
+
+No representation sees the outcome of the units it adjusts: ``seq_finetuned`` is fitted on
+K-1 folds of each simulation seed and setting and encodes the held-out fold
+(:func:`lib.train.seq_nuisance.crossfit_vectors`); every other representation is built without T or Y.
 """
 from __future__ import annotations
 
@@ -20,13 +25,14 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from lib.causal import diagnostics, metrics, uplift
-from lib.causal.estimators import estimate, fit_arms
-from lib.causal.representations import RepresentationUnavailable, build_W
+from lib.causal.estimators import DENSE_ONLY, estimate, fit_arms
+from lib.causal.representations import RepresentationUnavailable, build_W, nuisance_kinds, reduce_W
+from lib.errors import InputError
 
 ARM_NAMES = {0: "no_email", 1: "mens_email", 2: "womens_email"}
 
 
-def _W_cache(data: Any, names: list[str], population: str, cfg: DictConfig, **kw: Any) -> dict[str, np.ndarray | None]:
+def _W_cache(data: Any, names: list[str], population: str, cfg: DictConfig, **kw: Any) -> dict[str, Any]:
     """``W`` of every available representation (skipping missing exports with a note)."""
     out = {}
     for name in names:
@@ -41,57 +47,99 @@ def _refuter_columns(est: Any, arm: int) -> dict[str, Any]:
     return {k: v for k, v in next(r for r in est.rows() if r["arm"] == arm).items() if "_estimate" in k or "_passed" in k}
 
 
-def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
-    """One row per (level, seed, representation, estimator) with truth, bias, coverage, PEHE.
+def _is_dense(W: Any) -> bool:
+    return W is None or (isinstance(W, np.ndarray) and W.dtype == np.float64)
 
-    ``naive`` runs on representation ``none`` only (it ignores W). Simulation seeds are
-    ``cfg.seed .. cfg.seed + causal.semisynth.n_seeds - 1`` (``n_seeds_other_levels`` away from
-    the default level); an estimator listed in
-    ``causal.semisynth.seed_caps`` runs on its first that-many seeds only, and refuters run on
-    the first ``causal.refuters.max_seeds`` seeds (null = all) of estimators not in
-    ``causal.refuters.skip``.
+
+def _overlap_or_refusal(T: np.ndarray, X: np.ndarray | None, W: Any, seed: int, cfg: DictConfig, source: str,
+                        kinds: tuple[str, str] | None) -> tuple[diagnostics.OverlapReport | None, str | None]:
+    try:
+        return diagnostics.overlap(T, X, W, seed, cfg.causal.overlap, cfg.causal, source=source, nuisance=kinds), None
+    except InputError as err:
+        print(f"[causal] refused: {err}")
+        return None, str(err)
+
+
+def _finetuned_W(cfg: DictConfig, dataset: str, seqs: pd.DataFrame, meta: dict, data: Any, seed: int) -> np.ndarray:
+    """Out-of-fold vectors of the sequence encoder fine-tuned on this seed's T and Y (``causal.crossfit``)."""
+    from lib.train.seq_nuisance import crossfit_vectors
+
+    vectors = crossfit_vectors(cfg, dataset, seqs, meta, data.T, data.Y, seed)
+    return reduce_W(np.asarray(vectors, dtype=np.float64), cfg.causal.pca_dim, seed)
+
+
+def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
+    """One row per (setting, seed, representation, estimator) with truth, bias, CI, coverage, PEHE.
+
+    ``naive`` runs on representation ``none`` only (it ignores W); ``ols`` and
+    ``causalbert_aipw`` need a dense W. Simulation seeds are ``cfg.seed .. cfg.seed +
+    causal.semisynth.n_seeds - 1`` at the default setting (``n_seeds_other_levels`` elsewhere,
+    with ``other_levels_estimators``); an estimator in ``causal.semisynth.seed_caps`` runs on
+    its first that-many seeds. The overlap diagnostic runs on the first ``causal.overlap.max_seeds``
+    seeds of each cell and refuters on the first ``causal.refuters.max_seeds`` (null = all) of
+    estimators not in ``causal.refuters.skip``. In the settings of ``cate_from_representation``
+    the forest / DR final stage reads ``[X, W]`` (dense W of at most ``pca_dim`` columns).
     """
     from lib.data.sequences import history, load_prepared
-    from lib.simulate.semisynth import simulate
+    from lib.simulate.semisynth import history_features, simulate
 
-    grid = cfg.causal.semisynth
+    grid, ccfg = cfg.causal.semisynth, cfg.causal
     seqs, attrs, meta = load_prepared(cfg, dataset)
     hist = [list(h) for h in history(seqs)]
     sim_cfg = OmegaConf.merge(cfg.simulate.semisynth, {"dataset": dataset})
+    feats = history_features(history(seqs), attrs, sim_cfg)
     rows, scatter, hists, Ws = [], [], [], None
-    caps = {str(k): int(v) for k, v in (grid.get("seed_caps") or {}).items()}
-    refute_seeds = cfg.causal.refuters.get("max_seeds")
-    skip_refute = set(cfg.causal.refuters.get("skip") or [])
-    no_refuters = OmegaConf.merge(cfg.causal, {"refuters": {"enabled": False}})
+    caps = {str(k): int(v) for k, v in (grid.seed_caps or {}).items()}
+    refute_seeds, overlap_seeds = ccfg.refuters.max_seeds, ccfg.overlap.max_seeds
+    skip_refute = set(ccfg.refuters.skip or [])
+    no_refuters = OmegaConf.merge(ccfg, {"refuters": {"enabled": False}})
     for level in grid.levels:
-        n_seeds = int(grid.n_seeds if level == sim_cfg.level or grid.get("n_seeds_other_levels") is None
-                      else grid.n_seeds_other_levels)
-        for seed in range(cfg.seed, cfg.seed + n_seeds):
-            # refuters triple the cost of a fit: on a budget they run on the first seeds of every cell
-            ccfg = cfg.causal if refute_seeds is None or seed - cfg.seed < int(refute_seeds) else no_refuters
-            data = simulate(seqs, attrs, sim_cfg, seed, level)
-            if Ws is None:   # the units (and so W) are the same for every level and seed
-                Ws = _W_cache(data, list(grid.representations), dataset, cfg, histories=hist,
+        is_default = level == sim_cfg.level
+        n_seeds = int(grid.n_seeds if is_default or grid.n_seeds_other_levels is None else grid.n_seeds_other_levels)
+        estimators = list(grid.estimators if is_default or grid.other_levels_estimators is None
+                          else grid.other_levels_estimators)
+        for k, seed in enumerate(range(cfg.seed, cfg.seed + n_seeds)):
+            data = simulate(seqs, attrs, sim_cfg, seed, level, features=feats)
+            if Ws is None:   # the units (and so every representation built without T or Y) are the same throughout
+                names = [("sparse_history" if r == "raw" else r) for r in grid.representations if r != "seq_finetuned"]
+                Ws = _W_cache(data, list(dict.fromkeys(names)), dataset, cfg, histories=hist,
                               n_items=int(meta["n_items"]), bag_dim=int(cfg.model.embed.bag.dim),
-                              bag_weighting=str(cfg.model.embed.bag.weighting))
+                              bag_weighting=str(cfg.model.embed.bag.weighting), item_attributes=attrs,
+                              history_cfg=ccfg.history_features)
+            reps = dict(Ws)
+            if "seq_finetuned" in grid.representations:
+                reps["seq_finetuned"] = _finetuned_W(cfg, dataset, seqs, meta, data, seed)
             X = data.X.to_numpy(np.float64)
-            for rep, W in Ws.items():
-                ov = diagnostics.overlap(data.T, X, W, seed, int(cfg.causal.overlap.cv),
-                                         float(cfg.causal.overlap.max_share), source=data.name)
-                if seed == cfg.seed and level == sim_cfg.level:
-                    hists.append(ov.histogram().assign(representation=rep))
-                for name in grid.estimators:
-                    if (name == "naive" and rep != "none") or seed - cfg.seed >= caps.get(name, n_seeds):
+            for rep, W in reps.items():
+                kinds = nuisance_kinds(ccfg, rep)
+                ov, refused = None, None
+                if overlap_seeds is None or k < int(overlap_seeds):
+                    ov, refused = _overlap_or_refusal(data.T, X, W, seed, cfg, data.name, kinds)
+                    if ov is not None and seed == cfg.seed and is_default:
+                        hists.append(ov.histogram().assign(representation=rep))
+                X_final = X
+                if level in (grid.cate_from_representation or []) and W is not None and _is_dense(W) \
+                        and W.shape[1] <= int(ccfg.pca_dim or W.shape[1]):
+                    X_final = np.hstack([X, W])
+                for name in estimators:
+                    if (name == "naive" and rep != "none") or k >= caps.get(name, n_seeds):
                         continue
-                    est = estimate(name, data.Y, data.T, X, W, no_refuters if name in skip_refute else ccfg, seed,
-                                   overlap=ov, source=data.name)
-                    rows.append(dict(benchmark=data.name, dataset=dataset, level=level, seed=seed, representation=rep,
-                                     estimator=name, ate=est.ate, ci_low=est.ci_low, ci_high=est.ci_high, se=est.se,
-                                     truth=data.ate_true, naive_bias=data.meta["naive_bias"],
+                    if name in DENSE_ONLY and not _is_dense(W):
+                        continue
+                    base = dict(benchmark=data.name, dataset=dataset, level=level, seed=seed, representation=rep,
+                                estimator=name, truth=data.ate_true, naive_bias=data.meta["naive_bias"])
+                    if refused:
+                        rows.append(dict(base, ate=np.nan, ci_low=np.nan, ci_high=np.nan, se=np.nan, refused=refused))
+                        continue
+                    use_cfg = ccfg if (refute_seeds is None or k < int(refute_seeds)) and name not in skip_refute \
+                        else no_refuters
+                    est = estimate(name, data.Y, data.T, X_final if name != "ols" else X, W, use_cfg, seed,
+                                   overlap=ov, source=data.name, nuisance=kinds, check_overlap=False)
+                    rows.append(dict(base, ate=est.ate, ci_low=est.ci_low, ci_high=est.ci_high, se=est.se,
                                      pehe=metrics.pehe(est.cate, data.tau), cate_corr=metrics.cate_corr(est.cate, data.tau),
                                      fit_seconds=est.fit_seconds, overlap_share=est.overlap_share[1],
-                                     poor_overlap=est.poor_overlap, **_refuter_columns(est, 1)))
-                    if seed == cfg.seed and level == sim_cfg.level:
+                                     poor_overlap=est.poor_overlap, refused=None, **_refuter_columns(est, 1)))
+                    if seed == cfg.seed and is_default:
                         idx = np.random.default_rng(seed).choice(len(data.Y), min(300, len(data.Y)), replace=False)
                         scatter.append(pd.DataFrame({"representation": rep, "estimator": name,
                                                      "tau": data.tau[idx], "cate": est.cate[idx]}))
@@ -107,14 +155,38 @@ def _hillstrom_design(df: pd.DataFrame) -> pd.DataFrame:
     return design_matrix(df).set_axis(df["customer_id"].to_numpy(), axis=0)
 
 
+def _embedded_ids(cfg: DictConfig, rep: str) -> np.ndarray | None:
+    """Customer ids that have vectors of a text representation (None: not an exported representation)."""
+    from lib.embed.store import VARIANTS, embedding_stem, load_embeddings
+
+    stem = embedding_stem(cfg.paths.embeddings, "hillstrom", rep)
+    if rep not in VARIANTS or not stem.with_suffix(".npz").is_file():
+        return None
+    return load_embeddings(stem)[0]
+
+
 def hillstrom_rct_gap(cfg: DictConfig) -> pd.DataFrame:
-    """Estimates on the confounded subsample vs the full-RCT ATE, per outcome, arm, representation, estimator."""
+    """Confounded-subsample estimates vs the full-RCT ATE, per outcome, seed, arm, representation, estimator.
+
+    The selection variables (history, recency, newbie) are not in ``X`` (mens, womens): they
+    enter only through ``W``, the representation under test, so ``none`` is visibly biased and
+    ``raw`` (the design matrix) is the reference adjustment. The reference is the difference
+    in means over every customer of the experiment; ``z_rct`` compares estimate and reference
+    with the uncertainty of both (``sqrt(se^2 + se_ref^2)``; conservative, since the subsample
+    is part of the experiment) and ``covers_rct`` is ``|z_rct| <= z_(1 - alpha/2)``.
+    A text representation is estimated on the subsample's customers that have its vectors
+    (``n_units`` says how many).
+    """
+    from scipy import stats
+
     from lib.data.hillstrom import load_prepared
     from lib.simulate.hillstrom_obs import confounded_subsample
 
-    hcfg = cfg.causal.hillstrom
+    hcfg, ccfg = cfg.causal.hillstrom, cfg.causal
     df = load_prepared(cfg)
     design = _hillstrom_design(df)
+    q = stats.norm.ppf(1 - float(ccfg.alpha) / 2)
+    available = {rep: _embedded_ids(cfg, rep) for rep in hcfg.representations}
     rows = []
     for outcome in hcfg.outcomes:
         for seed in range(cfg.seed, cfg.seed + int(hcfg.n_seeds)):
@@ -122,26 +194,38 @@ def hillstrom_rct_gap(cfg: DictConfig) -> pd.DataFrame:
             keep = np.arange(len(data.Y))
             if hcfg.max_units and len(keep) > int(hcfg.max_units):
                 keep = np.sort(np.random.default_rng(seed).choice(len(keep), int(hcfg.max_units), replace=False))
-            ids, Y, T, X = data.unit_id[keep], data.Y[keep], data.T[keep], data.X.to_numpy(np.float64)[keep]
-            sub = type(data)(**{**data.__dict__, "unit_id": ids, "T": T, "Y": Y, "X": data.X.iloc[keep],
-                                "W_true": data.W_true.iloc[keep], "propensity": data.propensity[keep]})
-            Ws = _W_cache(sub, list(hcfg.representations), "hillstrom", cfg, raw=design.loc[ids].to_numpy())
-            for rep, W in Ws.items():
-                ov = diagnostics.overlap(T, X, W, seed, int(cfg.causal.overlap.cv), float(cfg.causal.overlap.max_share),
-                                         source=f"hillstrom_obs[{outcome}]")
+            for rep in hcfg.representations:
+                diagnose = ccfg.overlap.max_seeds is None or seed - cfg.seed < int(ccfg.overlap.max_seeds)
+                ids_ok = available[rep]
+                units = keep if ids_ok is None else keep[np.isin(data.unit_id[keep], ids_ok)]
+                sub = type(data)(**{**data.__dict__, "unit_id": data.unit_id[units], "T": data.T[units],
+                                    "Y": data.Y[units], "X": data.X.iloc[units], "W_true": data.W_true.iloc[units],
+                                    "propensity": data.propensity[units]})
+                Ws = _W_cache(sub, [rep], "hillstrom", cfg, raw=design.loc[sub.unit_id].to_numpy())
+                if rep not in Ws:
+                    continue
+                W, X, source = Ws[rep], sub.X.to_numpy(np.float64), f"hillstrom_obs[{outcome}, seed {seed}, {rep}]"
+                kinds = nuisance_kinds(ccfg, rep)
+                ov, refused = _overlap_or_refusal(sub.T, X, W, seed, cfg, source, kinds) if diagnose else (None, None)
                 for name in hcfg.estimators:
-                    if name == "naive" and rep != "none":
+                    if (name == "naive" and rep != "none") or refused:
                         continue
-                    est = estimate(name, Y, T, X, W, cfg.causal, seed, overlap=ov, source=f"hillstrom_obs[{outcome}]")
+                    est = estimate(name, sub.Y, sub.T, X, W, ccfg, seed, overlap=ov, source=source, nuisance=kinds,
+                                   check_overlap=False)
                     for arm, r in est.arms.items():
+                        if arm not in hcfg.arms:
+                            continue
                         ref = data.meta["rct_reference"][arm]
+                        z = (r["ate"] - ref["ate"]) / np.sqrt(r["se"] ** 2 + ref["se"] ** 2)
                         rows.append(dict(outcome=outcome, seed=seed, arm=arm, arm_name=ARM_NAMES[arm], representation=rep,
                                          estimator=name, ate=r["ate"], ci_low=r["ci_low"], ci_high=r["ci_high"],
-                                         se=r["se"], rct_ate=ref["ate"], rct_ci_low=ref["ci_low"], rct_ci_high=ref["ci_high"],
-                                         abs_error=abs(r["ate"] - ref["ate"]),
-                                         covers_rct=metrics.covered(r["ci_low"], r["ci_high"], ref["ate"]),
-                                         n_units=len(Y), fit_seconds=est.fit_seconds, overlap_share=est.overlap_share[arm],
-                                         poor_overlap=est.poor_overlap, **_refuter_columns(est, arm)))
+                                         se=r["se"], rct_ate=ref["ate"], rct_se=ref["se"], rct_ci_low=ref["ci_low"],
+                                         rct_ci_high=ref["ci_high"], rct_n=ref["n_treated"] + ref["n_control"],
+                                         naive_error=abs(data.meta["naive"][arm]["ate"] - ref["ate"]),
+                                         abs_error=abs(r["ate"] - ref["ate"]), z_rct=z, covers_rct=bool(abs(z) <= q),
+                                         n_units=len(sub.Y), fit_seconds=est.fit_seconds,
+                                         overlap_share=est.overlap_share[arm], poor_overlap=est.poor_overlap,
+                                         **_refuter_columns(est, arm)))
     return pd.DataFrame(rows)
 
 

@@ -7,6 +7,8 @@ Examples
 1.4142135623730951
 >>> covered(0.9, 1.1, 1.0), covered(1.2, 1.5, 1.0)
 (True, False)
+>>> [round(v, 3) for v in binomial_ci(19, 20)]
+[0.751, 0.999]
 """
 from __future__ import annotations
 
@@ -29,6 +31,17 @@ def covered(ci_low: float, ci_high: float, truth: float) -> bool:
     return bool(np.isfinite(ci_low) and np.isfinite(ci_high) and ci_low <= truth <= ci_high)
 
 
+def binomial_ci(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Clopper-Pearson (exact) interval of a binomial proportion; (nan, nan) when ``n == 0``."""
+    from scipy.stats import beta
+
+    if n == 0:
+        return float("nan"), float("nan")
+    lo = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
+    hi = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return lo, hi
+
+
 def pehe(cate: np.ndarray, tau: np.ndarray) -> float:
     """Precision in estimating heterogeneous effects: RMSE of the per-unit CATE."""
     cate, tau = np.asarray(cate, dtype=float), np.asarray(tau, dtype=float)
@@ -43,13 +56,23 @@ def cate_corr(cate: np.ndarray, tau: np.ndarray) -> float:
     return float(np.corrcoef(cate, tau)[0, 1])
 
 
-def summarise(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+def summarise(rows: pd.DataFrame, by: list[str], min_seeds: int = 1, alpha: float = 0.05) -> pd.DataFrame:
     """Aggregate per-seed rows (``ate, ci_low, ci_high, truth``, optional ``pehe``, ``cate_corr``) over seeds.
 
-    Returns one row per group with ``n_seeds``, mean ``bias``, ``abs_bias`` (``|mean bias|``,
-    the systematic error), ``mean_abs_error``, ``rel_bias`` (abs_bias / |mean truth|),
-    ``coverage`` (share of seeds whose CI covers the truth; NaN without intervals),
-    mean ``ci_width``, ``pehe`` and ``cate_corr``.
+    Returns one row per group with ``n_seeds``; mean ``bias`` with its Monte-Carlo standard
+    error ``bias_mcse`` (sd over seeds / sqrt(n_seeds)); ``abs_bias`` (``|mean bias|``, the
+    systematic error); ``mean_abs_error``; ``rel_bias`` (abs_bias / |mean truth|);
+    ``coverage`` (share of seeds whose CI covers the truth; NaN without intervals) with its
+    Clopper-Pearson ``1 - alpha`` interval ``coverage_ci_low`` / ``coverage_ci_high``; mean
+    ``ci_width``, ``pehe`` and ``cate_corr``; and ``headline`` (at least ``min_seeds`` seeds).
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"cell": "a", "seed": [0, 1], "ate": [1.0, 1.2], "ci_low": [0.9, 1.15],
+    ...                      "ci_high": [1.1, 1.25], "truth": 1.0})
+    >>> out = summarise(rows, ["cell"], min_seeds=2)
+    >>> out[["n_seeds", "bias", "coverage", "headline"]].round(3).values.tolist()
+    [[2, 0.1, 0.5, True]]
     """
     df = rows.copy()
     df["bias"] = df["ate"] - df["truth"]
@@ -61,8 +84,16 @@ def summarise(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     for opt in ("pehe", "cate_corr", "fit_seconds", "overlap_share"):
         if opt in df:
             agg[opt] = "mean"
-    out = df.groupby(by, sort=False, dropna=False).agg(agg).reset_index()
+    groups = df.groupby(by, sort=False, dropna=False)
+    out = groups.agg(agg).reset_index()
     out = out.rename(columns={"seed": "n_seeds", "abs_error": "mean_abs_error", "covered": "coverage"})
+    sd = groups["bias"].std(ddof=1).to_numpy()
+    out["bias_mcse"] = sd / np.sqrt(out["n_seeds"].to_numpy())
+    hits = groups["covered"].sum(min_count=1).to_numpy()
+    tried = groups["covered"].count().to_numpy()
+    cis = [binomial_ci(int(k), int(m), alpha) if m else (np.nan, np.nan) for k, m in zip(np.nan_to_num(hits), tried)]
+    out["coverage_ci_low"], out["coverage_ci_high"] = [c[0] for c in cis], [c[1] for c in cis]
     out["abs_bias"] = out["bias"].abs()
     out["rel_bias"] = out["abs_bias"] / out["truth"].abs()
+    out["headline"] = out["n_seeds"] >= min_seeds
     return out

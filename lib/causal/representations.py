@@ -6,16 +6,23 @@ Representation names (``causal.*.representations``):
 * ``oracle``: the benchmark's true confounders ``CausalData.W_true``, restricted to the
   columns that form the adjustment set of ``CausalData.graph`` when the graph names them;
 * ``raw``: the raw pre-treatment covariates (Hillstrom design matrix); for the
-  semi-synthetic benchmark, whose raw covariate is the item history itself, the
-  bag-of-items matrix is its tabular form, so ``raw`` falls back to ``W_true``;
+  semi-synthetic benchmark, whose raw covariate is the item history itself, ``raw`` is
+  ``sparse_history`` (never the true confounders);
+* ``sparse_history``: normalised bag of items + one-hots of the last items, a sparse matrix
+  for CV-penalised linear nuisances (:mod:`lib.causal.history_features`);
+* ``hand_gbm``: hand-made history features (length, popularity, attribute shares, recency)
+  for gradient-boosted nuisances;
 * ``bag_svd``: bag-of-items truncated SVD of the history; loaded from the exported file
   when present, otherwise computed here from the histories (so it always runs);
-* ``seq_pretrained``, ``seq_finetuned``, ``text_frozen``, ``text_lora``, ``text_full``:
-  user vectors exported by notebook 02, aligned to the units by id.
+* ``seq_pretrained``, ``text_frozen``, ``text_lora``, ``text_full``: user vectors exported by
+  notebook 02, aligned to the units by id. Pretrained encoders never see T or Y.
+* ``seq_finetuned``: the sequence encoder fine-tuned on T and Y; it is cross-fitted per
+  simulation seed by the grid (:mod:`lib.causal.experiments`), never read from a file.
 
-Wide representations are optionally reduced to ``causal.pca_dim`` principal components
+Dense embeddings are optionally reduced to ``causal.pca_dim`` principal components
 (PCA fitted on the units of this benchmark, fixed ``random_state``): with linear nuisance
-models this keeps the cross-fitted regressions well conditioned.
+models this keeps the cross-fitted regressions well conditioned. Which nuisance family a
+representation uses is ``causal.representation_nuisance`` (:func:`nuisance_kinds`).
 """
 from __future__ import annotations
 
@@ -28,8 +35,10 @@ from sklearn.preprocessing import StandardScaler
 
 from lib.embed.store import VARIANTS, align, embedding_stem, load_embeddings
 
-REPRESENTATIONS = ("none", "raw", "oracle", "bag_svd", "seq_pretrained", "seq_finetuned",
-                   "text_frozen", "text_lora", "text_full")
+REPRESENTATIONS = ("none", "raw", "oracle", "sparse_history", "hand_gbm", "bag_svd", "seq_pretrained",
+                   "seq_finetuned", "text_frozen", "text_lora", "text_full")
+#: representations computed from the histories here rather than read from an exported file
+FROM_HISTORIES = ("sparse_history", "hand_gbm")
 
 
 class RepresentationUnavailable(FileNotFoundError):
@@ -51,11 +60,20 @@ def adjustment_columns(data: Any) -> list[str]:
     return chosen or cols
 
 
+def nuisance_kinds(ccfg: Any, name: str) -> tuple[str, str] | None:
+    """``(outcome, propensity)`` nuisance kinds of representation ``name``; None = the study default."""
+    kinds = ccfg.representation_nuisance.get(name)
+    return None if kinds is None else (str(kinds[0]), str(kinds[1]))
+
+
 def build_W(data: Any, name: str, population: str, embeddings_dir: str | Path | None = None,
             pca_dim: int | None = None, seed: int = 0, histories: Sequence[Sequence[int]] | None = None,
             n_items: int | None = None, bag_dim: int = 64, bag_weighting: str = "tfidf",
-            raw: np.ndarray | None = None) -> np.ndarray | None:
-    """``W`` (float64 ``[n_units, d]``) of representation ``name`` for ``data`` (a ``CausalData``).
+            raw: np.ndarray | None = None, item_attributes: Any = None,
+            history_cfg: Any = None) -> Any:
+    """``W`` of representation ``name`` for ``data`` (a ``CausalData``), one row per unit in order.
+
+    float64 ``[n_units, d]`` for dense representations, a CSR matrix for ``sparse_history``.
 
     Parameters
     ----------
@@ -73,8 +91,10 @@ def build_W(data: Any, name: str, population: str, embeddings_dir: str | Path | 
         Histories ``items[:-2]`` of ``data.unit_id`` in the same order, for ``bag_svd``
         computed from data when no exported file exists.
     raw : array, optional
-        Raw covariates of the units in order (Hillstrom design matrix); used by ``raw``
-        instead of ``W_true``.
+        Raw covariates of the units in order (Hillstrom design matrix); without them ``raw``
+        means ``sparse_history``.
+    item_attributes, history_cfg : optional
+        Item attribute table and ``causal.history_features``, for ``sparse_history`` / ``hand_gbm``.
 
     Raises
     ------
@@ -88,12 +108,28 @@ def build_W(data: Any, name: str, population: str, embeddings_dir: str | Path | 
     if name == "none":
         return None
     if name == "raw" and raw is not None:
-        return _reduce(np.asarray(raw, dtype=np.float64), pca_dim, seed)
-    if name in ("oracle", "raw"):
+        return reduce_W(np.asarray(raw, dtype=np.float64), pca_dim, seed)
+    if name in ("raw", *FROM_HISTORIES):
+        if histories is None or n_items is None or history_cfg is None:
+            raise RepresentationUnavailable(f"representation {name!r} of {data.name} needs the item histories "
+                                            "(and raw covariates for 'raw' on a tabular benchmark)")
+        if len(histories) != len(data.unit_id):
+            raise ValueError(f"{name}: {len(histories)} histories for {len(data.unit_id)} units; pass them in unit order")
+        from lib.causal.history_features import hand_features, sparse_history
+
+        if name == "hand_gbm":   # boosted trees take the features as they are: no scaling, no PCA
+            if item_attributes is None:
+                raise RepresentationUnavailable("hand_gbm needs the item attribute table")
+            return hand_features(histories, item_attributes, int(history_cfg.n_attrs),
+                                 int(history_cfg.recent_k)).to_numpy(np.float64)
+        return sparse_history(histories, n_items, int(history_cfg.recent_k), int(history_cfg.min_count))
+    if name == "oracle":
         if data.W_true is None:
             raise RepresentationUnavailable(f"{data.name} has no W_true, so representation {name!r} is undefined")
-        W = data.W_true[adjustment_columns(data)] if name == "oracle" else data.W_true
-        return _reduce(W.to_numpy(dtype=np.float64), pca_dim, seed)
+        return reduce_W(data.W_true[adjustment_columns(data)].to_numpy(dtype=np.float64), pca_dim, seed)
+    if name == "seq_finetuned":
+        raise RepresentationUnavailable("seq_finetuned is cross-fitted per simulation seed by the grid; "
+                                        "it is never read from an exported file")
     assert name in VARIANTS
     stem = embedding_stem(embeddings_dir, population, name) if embeddings_dir is not None else None
     if stem is not None and stem.with_suffix(".npz").is_file():
@@ -109,10 +145,10 @@ def build_W(data: Any, name: str, population: str, embeddings_dir: str | Path | 
         raise RepresentationUnavailable(
             f"no exported embeddings for representation {name!r} of {population} "
             f"({stem}.npz missing); run notebook 02_train_models first")
-    return _reduce(W, pca_dim, seed)
+    return reduce_W(W, pca_dim, seed)
 
 
-def _reduce(W: np.ndarray, pca_dim: int | None, seed: int) -> np.ndarray:
+def reduce_W(W: np.ndarray, pca_dim: int | None, seed: int) -> np.ndarray:
     """Standardise and PCA-reduce ``W`` to ``pca_dim`` columns when it is wider."""
     if not pca_dim or W.shape[1] <= pca_dim:
         return W
