@@ -283,3 +283,42 @@ def test_report_with_nothing_to_render_exits_nonzero(tmp_path):
                            "--out", str(tmp_path / "paper")], cwd=REPO_ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert proc.returncode == 1 and "nothing to render" in proc.stderr
+
+
+@pytest.mark.slow
+def test_notebook_01_refuses_damage_and_keeps_its_results(prepared, tmp_path):
+    """Two cases end to end: a cut raw file (stops in the readers) and a constant outcome (stops
+    the benchmark summary instead of reporting a perfect estimate)."""
+    import papermill
+
+    base, files, _, _ = prepared
+
+    def overrides(root: Path) -> list[str]:
+        return [f"paths.data_root={root}", f"paths.processed={tmp_path / 'processed'}",
+                f"paths.results={tmp_path / 'results'}", "data.sequences.datasets=[beauty]",
+                *(f"data.sha256.{k}={sha256_file(root / rel)}" for k, rel in base.data.files.items()
+                  if (root / rel).is_file())]
+
+    def raw(name: str, damaged: dict[str, str]) -> Path:
+        root = tmp_path / name
+        for rel, text in {**files, **damaged}.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text, encoding="utf-8")
+        return root
+
+    run_notebook("01_prepare_data", "smoke", overrides(raw("good", {})))
+    results, processed = tmp_path / "results" / "01_prepare_data", tmp_path / "processed"
+    good_results, good_tables = _snapshot(results), _snapshot(processed)
+    assert "metrics.json" in good_results and "01_prepare_data.ipynb" in good_results
+
+    with pytest.raises(papermill.PapermillExecutionError, match=r"hillstrom.csv:1001.*cut off"):
+        run_notebook("01_prepare_data", "smoke", overrides(raw("cut", {HILL: _hill_cut(files[HILL])})))
+    assert _snapshot(results) == good_results and _snapshot(processed) == good_tables
+
+    lines = files[HILL].split("\n")
+    flat = "\n".join([lines[0], *(line.rsplit(",", 1)[0] + ",0" for line in lines[1:])])
+    with pytest.raises(papermill.PapermillExecutionError, match=r"hillstrom_obs \(outcome spend\).*'Y' is constant"):
+        run_notebook("01_prepare_data", "smoke", overrides(raw("flat", {HILL: flat})))
+    assert _snapshot(results) == good_results
+    failed = json.loads((tmp_path / "results" / "01_prepare_data.failed" / "manifest.json").read_text())
+    assert failed["status"] == "failed" and "is constant" in failed["error"]

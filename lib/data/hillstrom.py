@@ -99,7 +99,7 @@ def encode(raw: pd.DataFrame, source: str = "hillstrom.csv", where: Where | None
     raw = raw.reset_index(drop=True)
     where = where or Where(source)
     out = pd.DataFrame({"customer_id": np.arange(len(raw), dtype=np.int64)})
-    out["recency"] = _numeric(raw, "recency", where, integer=True, minimum=0, what="count of months").astype(np.int64)
+    out["recency"] = _numeric(raw, "recency", where, integer=True, minimum=0, what="month count").astype(np.int64)
     labels = raw["history_segment"].astype(str)
     codes = {lab: SEGMENT.match(lab) for lab in pd.unique(labels)}
     seg = labels.map({lab: int(m.group(1)) if m else np.nan for lab, m in codes.items()})
