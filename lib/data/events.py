@@ -64,8 +64,9 @@ def _timestamps(series: pd.Series, where: Where, column: str, unit: str | None,
     log or a column that holds something else (e.g. ids under a time header).
     """
     if unit is not None:
-        if series.map(lambda v: isinstance(v, (bool, np.bool_))).any():
-            row = _first(series.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy())
+        booleans = series.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+        if booleans.any():
+            row = _first(booleans)
             raise InputError(where(row), column, f"has a boolean timestamp {series.iloc[row]!r}",
                              f"give numeric epoch times in '{unit}'")
         numeric = pd.to_numeric(series, errors="coerce")
@@ -80,7 +81,7 @@ def _timestamps(series: pd.Series, where: Where, column: str, unit: str | None,
                              "timestamps must be times since the Unix epoch; fix or drop those rows")
         scale = {"s": 1000.0, "ms": 1.0}[unit]
         ms = numeric.to_numpy(dtype=np.float64) * scale
-        if (ms > 4e15).any():  # past year 2100 000: not an epoch time in this unit at all
+        if (ms > 4e15).any():  # beyond the year 100 000: not an epoch time in this unit at all
             row = _first(ms > 4e15)
             raise InputError(where(row), column, f"has an impossible timestamp {series.iloc[row]!r}",
                              f"give epoch times in '{unit}'")
