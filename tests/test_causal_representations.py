@@ -20,11 +20,19 @@ def _data(n=50):
                       tau=None, propensity=None, ate_true=None, graph=graph)
 
 
+def _table(tmp_path, ids):
+    """The prepared table the embedded units come from (provenance of the vectors)."""
+    path = tmp_path / "sequences.parquet"
+    pd.DataFrame({"user_id": ids}).to_parquet(path)
+    return path
+
+
 def test_embeddings_aligned_by_id(tmp_path):
     data = _data()
     ids = data.unit_id[::-1].copy()
     emb = np.column_stack([ids, -ids]).astype(np.float32)
-    save_embeddings(tmp_path / "beauty__seq_pretrained", ids, emb, {"variant": "seq_pretrained", "population": "beauty"})
+    save_embeddings(tmp_path / "beauty__seq_pretrained", ids, emb, {"variant": "seq_pretrained", "population": "beauty",
+                    "config": {}}, _table(tmp_path, ids), "user_id")
     W = build_W(data, "seq_pretrained", "beauty", tmp_path)
     np.testing.assert_array_equal(W[:, 0], data.unit_id)
 
@@ -33,7 +41,7 @@ def test_missing_ids_and_missing_file(tmp_path):
     data = _data()
     ids = data.unit_id[:-7]
     save_embeddings(tmp_path / "beauty__text_frozen", ids, np.ones((len(ids), 3), np.float32),
-                    {"variant": "text_frozen", "population": "beauty"})
+                    {"variant": "text_frozen", "population": "beauty", "config": {}}, _table(tmp_path, ids), "user_id")
     with pytest.raises(InputError, match=r"beauty__text_frozen\.npz.*lack 7 of 50"):
         build_W(data, "text_frozen", "beauty", tmp_path)
     with pytest.raises(RepresentationUnavailable, match="seq_finetuned"):

@@ -114,12 +114,14 @@ def test_runner_writes_notebook_config_and_manifest(notebook_dir, tmp_path):
 def test_runner_failure_keeps_partial_notebook_and_says_so(notebook_dir, tmp_path):
     import papermill
 
+    run_dir = tmp_path / "run"
     with pytest.raises(papermill.PapermillExecutionError, match="seed 13 fails on purpose"):
-        run_notebook("00_echo_seed", "smoke", ["seed=13"], run_dir=tmp_path, notebook_dir=notebook_dir)
-    manifest = read_json(tmp_path / "manifest.json")
+        run_notebook("00_echo_seed", "smoke", ["seed=13"], run_dir=run_dir, notebook_dir=notebook_dir)
+    failed = tmp_path / "run.failed"
+    manifest = read_json(failed / "manifest.json")
     assert manifest["status"] == "failed" and "seed 13" in manifest["error"]
-    assert (tmp_path / "00_echo_seed.failed.ipynb").is_file()
-    assert not (tmp_path / "00_echo_seed.ipynb").exists()
+    assert (failed / "00_echo_seed.ipynb").is_file() and "seed: 13" in (failed / "config.yaml").read_text()
+    assert not run_dir.exists() and not (tmp_path / "run.staging").exists()   # nothing posing as a result
 
 
 def test_runner_rejects_bad_override_before_starting_a_kernel(notebook_dir, tmp_path):

@@ -81,7 +81,7 @@ def test_adapters_on_generated_files(tmp_path):
         es.read_yoochoose([yc])
     dg = tmp_path / "dg.csv"
     dg.write_text("session_id;user_id;item_id;timeframe;eventdate\n1;NA;5;1500;2016-05-09\n1;7;6;-3;2016-05-09")
-    with pytest.raises(InputError, match="dg.csv: column 'timeframe'.*negative"):
+    with pytest.raises(InputError, match="dg.csv:3: column 'timeframe'.*negative"):
         es.read_diginetica(dg)
     dg.write_text("session_id;user_id;item_id;timeframe;eventdate\n1;NA;5;1500;2016-05-09\n1;7;6;3000;2016-05-09")
     ev, _ = es.read_diginetica(dg)
@@ -93,7 +93,7 @@ def test_adapters_on_generated_files(tmp_path):
     ev, _ = es.read_otto(ot)
     assert ev.event_type.tolist() == ["view", "purchase"]
     ot.write_text(json.dumps({"session": 0, "events": [{"aid": 1, "ts": 5, "type": "likes"}]}) + "\n")
-    with pytest.raises(InputError, match="ot.jsonl: column 'event_type' has unknown event types \\['likes'\\]"):
+    with pytest.raises(InputError, match="ot.jsonl:1: column 'event_type' has unknown event types \\['likes'\\]"):
         es.read_otto(ot)
 
 

@@ -1,9 +1,10 @@
-"""prepare_all on the real files: schemas, byte-identical reruns, checksum warnings."""
+"""prepare_all on the real files: schemas, byte-identical reruns, the checksum gate."""
 import pandas as pd
 import pytest
 
 from lib.config import compose
 from lib.data.prepare import prepare_all
+from lib.errors import InputError
 
 FAST = ["data.sequences.datasets=[beauty]", "data.events.sources=[otto,diginetica]", "data.max_users=300"]
 
@@ -33,9 +34,14 @@ def test_prepare_is_deterministic_and_typed(tmp_path):
 
 
 @pytest.mark.realdata
-def test_checksum_mismatch_is_a_warning(tmp_path):
-    cfg = compose("smoke", [*FAST, "data.events.sources=[otto]", f"paths.processed={tmp_path}",
-                            "data.sha256.otto=0000"])
-    report = prepare_all(cfg)
+def test_checksum_mismatch_stops_unless_accepted(tmp_path):
+    out = tmp_path / "processed"
+    base = [*FAST, "data.events.sources=[otto]", f"paths.processed={out}", "data.sha256.otto=0000"]
+    with pytest.raises(InputError) as err:
+        prepare_all(compose("smoke", base))
+    msg = str(err.value)
+    assert "train.jsonl (data.files.otto)" in msg and "expects 0000" in msg and "data.verify_checksums=false" in msg
+    assert compose("smoke").data.sha256.otto in msg and not out.exists()
+    report = prepare_all(compose("smoke", [*base, "data.verify_checksums=false"]))
     assert len(report["warnings"]) == 1 and "data.files.otto" in report["warnings"][0]
     assert report["row_counts"]["events/otto/events"] == 862

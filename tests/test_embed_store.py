@@ -1,9 +1,10 @@
 """Embedding files round-trip; misaligned or duplicated arrays are refused; bag-of-items SVD."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from lib.embed.bag import bag_matrix, bag_svd
-from lib.embed.store import align, embedding_stem, load_embeddings, save_embeddings
+from lib.embed.store import align, embedding_stem, load_embeddings, load_for, save_embeddings
 from lib.errors import InputError
 from lib.io import write_npz
 
@@ -51,6 +52,46 @@ def test_load_detects_tampering_and_mismatch(tmp_path):
         load_embeddings(meta_free)
     with pytest.raises(FileNotFoundError, match="02_train_models"):
         load_embeddings(tmp_path / "missing")
+
+
+def _exported(tmp_path, table_ids, ids=None):
+    """Vectors e_u = (u, -u) exported for the units of a prepared table."""
+    table = tmp_path / "processed" / "sequences.parquet"
+    table.parent.mkdir(exist_ok=True)
+    pd.DataFrame({"user_id": table_ids, "items": [[1, 2, 3]] * len(table_ids)}).to_parquet(table)
+    ids = np.asarray(table_ids if ids is None else ids)
+    stem = tmp_path / "emb" / "beauty__bag_svd"
+    save_embeddings(stem, ids, np.column_stack([ids, -ids]), META, table=table, id_column="user_id")
+    return stem, table
+
+
+def test_load_for_checks_the_data_the_vectors_were_built_for(tmp_path):
+    stem, table = _exported(tmp_path, [5, 9, 2, 7])
+    side = load_embeddings(stem)[2]
+    assert side["table"] == "../processed/sequences.parquet" and side["id_column"] == "user_id"
+    assert len(side["table_sha256"]) == 64 and side["config"] == {"dim": 3}
+    np.testing.assert_array_equal(load_for(stem, np.array([7, 5]))[:, 0], [7, 5])   # aligned by id
+    with pytest.raises(InputError, match=r"lack 1 of 2 requested units \(e.g. \[4\]\)"):
+        load_for(stem, np.array([7, 4]))                                              # other ids
+    # the same ids re-prepared in another order: the table changed, and the vectors' order is not its order
+    pd.DataFrame({"user_id": [9, 5, 2, 7], "items": [[1, 2, 3]] * 4}).to_parquet(table)
+    with pytest.raises(InputError, match=r"beauty__bag_svd.json: column 'table_sha256'.*prepared again"):
+        load_for(stem, np.array([5, 9]))
+    with pytest.raises(InputError, match="not in the row order"):     # even with the new table's hash
+        save_embeddings(stem, np.array([5, 9, 2, 7]), np.zeros((4, 2)), META, table=table, id_column="user_id")
+    table.unlink()
+    with pytest.raises(InputError, match="does not exist"):
+        load_for(stem, np.array([5]))
+
+
+def test_export_refuses_a_shifted_id_column_and_old_files_lack_provenance(tmp_path):
+    with pytest.raises(InputError, match="not in the row order"):
+        _exported(tmp_path, [5, 9, 2, 7], ids=[9, 2, 7, 5])               # id column shifted by one
+    with pytest.raises(InputError, match=r"ids that are not units.*\[11\]"):
+        _exported(tmp_path, [5, 9, 2, 7], ids=[5, 9, 11])
+    save_embeddings(tmp_path / "old", np.array([1, 2]), np.zeros((2, 2)), META)
+    with pytest.raises(InputError, match="lacks the provenance"):
+        load_for(tmp_path / "old", np.array([1]))
 
 
 def test_align_orders_rows_and_names_missing_ids():

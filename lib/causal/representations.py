@@ -33,7 +33,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from lib.embed.store import VARIANTS, align, embedding_stem, load_embeddings
+from lib.embed.store import VARIANTS, embedding_stem, load_for
 
 REPRESENTATIONS = ("none", "raw", "oracle", "sparse_history", "hand_gbm", "bag_svd", "seq_pretrained",
                    "seq_finetuned", "text_frozen", "text_lora", "text_full")
@@ -133,8 +133,7 @@ def build_W(data: Any, name: str, population: str, embeddings_dir: str | Path | 
     assert name in VARIANTS
     stem = embedding_stem(embeddings_dir, population, name) if embeddings_dir is not None else None
     if stem is not None and stem.with_suffix(".npz").is_file():
-        ids, emb, _ = load_embeddings(stem)
-        W = align(ids, emb, np.asarray(data.unit_id), source=str(stem.with_suffix(".npz"))).astype(np.float64)
+        W = load_for(stem, np.asarray(data.unit_id)).astype(np.float64)
     elif name == "bag_svd" and histories is not None and n_items is not None:
         from lib.embed.bag import bag_svd
 

@@ -23,65 +23,112 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from lib.data.events import canonical_events, require_columns
+from lib.data.events import canonical_events
+from lib.data.validate import Where, not_plain_int, read_delimited, read_text, require_final_newline
 from lib.errors import InputError
 
 OTTO_TYPES = {"clicks": "view", "carts": "cart", "orders": "purchase"}
 
 
-def read_yoochoose(paths: Sequence[str | Path], on_duplicate: str = "drop") -> tuple[pd.DataFrame, dict]:
+def read_yoochoose(paths: Sequence[str | Path], on_duplicate: str = "drop",
+                   ts_span: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
     """Concatenate YooChoose click files (e.g. the train and the following-day test file)."""
-    frames = []
+    frames, counts = [], []
     for path in paths:
-        raw = pd.read_csv(path, sep="\t", dtype=str)
-        require_columns(raw, ("SessionId", "ItemId", "Time"), str(path))
+        raw, _ = read_delimited(path, "\t", ("SessionId", "ItemId", "Time"))
+        _session_ids(raw["SessionId"], Where(str(path), [str(path)] * len(raw), range(2, len(raw) + 2)), "SessionId")
         frames.append(raw.rename(columns={"SessionId": "session_id", "ItemId": "item_id", "Time": "ts"}))
+        counts.append((str(path), len(raw)))
     raw = pd.concat(frames, ignore_index=True).assign(event_type="view")
-    return canonical_events(raw, ",".join(Path(p).name for p in paths), ts_unit="s", on_duplicate=on_duplicate)
+    return canonical_events(raw, ",".join(Path(p).name for p in paths), ts_unit="s", on_duplicate=on_duplicate,
+                            ts_span=ts_span, where=Where.from_files(counts))
 
 
-def read_diginetica(path: str | Path, on_duplicate: str = "drop") -> tuple[pd.DataFrame, dict]:
+def _session_ids(series: pd.Series, where: Where, column: str) -> None:
+    """Session ids of these logs are integers too: anything else means shifted columns or damage."""
+    bad = not_plain_int(series)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(where(row), column, f"has a non-integer session id {series.iloc[row]!r}",
+                         "session ids must be plain decimal integers; check the file's columns match its header")
+
+
+def read_diginetica(path: str | Path, on_duplicate: str = "drop",
+                    ts_span: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
     """DIGINETICA item views; the time of a view is its date plus its in-session offset."""
-    raw = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False)
+    raw, where = read_delimited(path, ";", ("session_id", "user_id", "item_id", "timeframe", "eventdate"))
     source = str(path)
-    require_columns(raw, ("session_id", "user_id", "item_id", "timeframe", "eventdate"), source)
-    offset = pd.to_numeric(raw["timeframe"], errors="coerce")
-    if offset.isna().any() or (offset < 0).any():
-        row = int(np.flatnonzero((offset.isna() | (offset < 0)).to_numpy())[0])
-        raise InputError(source, "timeframe", f"has a missing or negative value {raw['timeframe'].iloc[row]!r} "
-                         f"at row {row}", "timeframe must be milliseconds since the session start (>= 0)")
-    day = pd.to_datetime(raw["eventdate"], format="%Y-%m-%d", errors="coerce", utc=True)
+    _session_ids(raw["session_id"], where, "session_id")
+    users = raw["user_id"]
+    bad_user = ~users.isin(["NA", ""]).to_numpy() & not_plain_int(users)
+    if bad_user.any():
+        row = int(np.flatnonzero(bad_user)[0])
+        raise InputError(where(row), "user_id", f"has {users.iloc[row]!r}, not an integer id or NA",
+                         "user ids must be plain decimal integers, or NA for anonymous sessions")
+    bad = not_plain_int(raw["timeframe"])
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(where(row), "timeframe", f"has a missing, negative or non-integer value "
+                         f"{raw['timeframe'].iloc[row]!r}", "timeframe must be whole milliseconds since the "
+                         "session start (>= 0)")
+    offset = pd.to_numeric(raw["timeframe"]).astype(np.int64)
+    well_formed = raw["eventdate"].str.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").to_numpy(dtype=bool)
+    day = pd.to_datetime(raw["eventdate"].where(well_formed), format="%Y-%m-%d", errors="coerce", utc=True)
     if day.isna().any():
         row = int(np.flatnonzero(day.isna().to_numpy())[0])
-        raise InputError(source, "eventdate", f"has an unparsable date {raw['eventdate'].iloc[row]!r} at row {row}",
+        raise InputError(where(row), "eventdate", f"has an unparsable date {raw['eventdate'].iloc[row]!r}",
                          "dates must look like 2016-05-09")
-    epoch_ms = day.astype("datetime64[ms, UTC]").astype("int64") + offset.astype(np.int64)
+    epoch_ms = day.astype("datetime64[ms, UTC]").astype("int64") + offset
     raw = raw.assign(ts=epoch_ms, event_type="view").drop(columns=["timeframe", "eventdate"])
     raw.loc[raw["user_id"].isin(["NA", ""]), "user_id"] = None
-    return canonical_events(raw, source, ts_unit="ms", on_duplicate=on_duplicate)
+    return canonical_events(raw, source, ts_unit="ms", on_duplicate=on_duplicate, ts_span=ts_span, where=where)
 
 
-def read_otto(path: str | Path, on_duplicate: str = "drop") -> tuple[pd.DataFrame, dict]:
-    """OTTO sessions (one JSON object per line) flattened to one row per event."""
+def read_otto(path: str | Path, on_duplicate: str = "drop",
+              ts_span: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
+    """OTTO sessions (one JSON object per line) flattened to one row per event.
+
+    ``session``, ``aid`` and ``ts`` must be JSON integers (not strings, floats or booleans).
+    """
     source = str(path)
-    rows = []
-    with open(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                raise InputError(f"{source}:{lineno}", None, "is not valid JSON", "one session object per line") from None
-            for key in ("session", "events"):
-                if key not in obj:
-                    raise InputError(f"{source}:{lineno}", key, "is missing", "lines look like "
-                                     '{"session": 0, "events": [{"aid": 1, "ts": 1659304800025, "type": "clicks"}]}')
-            for k, event in enumerate(obj["events"]):
-                missing = [f for f in ("aid", "ts", "type") if f not in event]
-                if missing:
-                    raise InputError(f"{source}:{lineno}", f"events[{k}].{missing[0]}", "is missing",
-                                     "every event needs aid, ts (ms) and type")
-                rows.append((obj["session"], event["aid"], event["ts"], event["type"]))
+    text = read_text(path)
+    require_final_newline(path, text)
+    rows, lines = [], []
+    for lineno, line in enumerate(text.split("\n")[:-1], start=1):
+        here = f"{source}:{lineno}"
+        if not line.strip():
+            raise InputError(here, None, "is blank", "one session object per line; remove the empty line")
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(here, None, f"is not valid JSON ({exc.msg} at character {exc.colno})",
+                             "one session object per line") from None
+        if not isinstance(obj, dict):
+            raise InputError(here, None, f"holds a JSON {type(obj).__name__}, not a session object",
+                             "one session object per line")
+        for key in ("session", "events"):
+            if key not in obj:
+                raise InputError(here, key, "is missing", "lines look like "
+                                 '{"session": 0, "events": [{"aid": 1, "ts": 1659304800025, "type": "clicks"}]}')
+        _json_int(obj["session"], here, "session")
+        if not isinstance(obj["events"], list) or not obj["events"]:
+            raise InputError(here, "events", f"must be a non-empty list, got {obj['events']!r:.60}",
+                             "every session lists its events")
+        for k, event in enumerate(obj["events"]):
+            missing = [f for f in ("aid", "ts", "type") if not isinstance(event, dict) or f not in event]
+            if missing:
+                raise InputError(here, f"events[{k}].{missing[0]}", "is missing",
+                                 "every event needs aid, ts (ms) and type")
+            _json_int(event["aid"], here, f"events[{k}].aid")
+            _json_int(event["ts"], here, f"events[{k}].ts")
+            rows.append((str(obj["session"]), event["aid"], event["ts"], event["type"]))
+            lines.append(lineno)
     raw = pd.DataFrame(rows, columns=["session_id", "item_id", "ts", "event_type"])
-    return canonical_events(raw, source, ts_unit="ms", event_map=OTTO_TYPES, on_duplicate=on_duplicate)
+    return canonical_events(raw, source, ts_unit="ms", event_map=OTTO_TYPES, on_duplicate=on_duplicate,
+                            ts_span=ts_span, where=Where(source, [source] * len(lines), lines))
+
+
+def _json_int(value: object, here: str, column: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(here, column, f"is {value!r} ({type(value).__name__}), not a non-negative JSON integer",
+                         "ids and ms timestamps are written as bare integers, e.g. 1659304800025")

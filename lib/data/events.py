@@ -19,70 +19,105 @@ counted (``on_duplicate="drop"``, the default) or rejected (``on_duplicate="rais
 """
 from __future__ import annotations
 
-import difflib
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from lib.data.validate import Where, not_plain_int, require_columns
 from lib.errors import InputError
+
+__all__ = ["EVENT_TYPES", "EVENT_COLUMNS", "require_columns", "check_span", "canonical_events", "time_cuts",
+           "sessions_from_events"]
 
 EVENT_TYPES = ("view", "cart", "purchase")
 EVENT_COLUMNS = ("session_id", "user_id", "item_id", "ts", "event_type")
 
 
-def require_columns(df: pd.DataFrame, columns: Sequence[str], source: str) -> None:
-    """Raise :class:`InputError` for the first missing column, suggesting the closest present name."""
-    present = [str(c) for c in df.columns]
-    for col in columns:
-        if col not in present:
-            close = difflib.get_close_matches(col, present, n=1, cutoff=0.6)
-            hint = f"rename '{close[0]}' to '{col}'" if close else f"add a '{col}' column (present: {present})"
-            raise InputError(source, col, "is missing" + (f" (did you mean '{close[0]}'?)" if close else ""), hint)
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
 
 
-def _ids(series: pd.Series, source: str, column: str, integer: bool) -> pd.Series:
-    if series.isna().any():
-        row = int(np.flatnonzero(series.isna().to_numpy())[0])
-        raise InputError(source, column, f"has {int(series.isna().sum())} missing ids (first at row {row})",
+def _ids(series: pd.Series, where: Where, column: str, integer: bool) -> pd.Series:
+    missing = series.isna().to_numpy()
+    if not integer:
+        missing |= (series.astype(str).str.strip() == "").to_numpy()
+    if missing.any():
+        raise InputError(where(_first(missing)), column, f"has {int(missing.sum())} missing ids",
                          "drop or fill the rows without an id before ingestion")
     if not integer:
         return series.astype(str)
-    numeric = pd.to_numeric(series, errors="coerce")
-    bad = numeric.isna() | (numeric != np.floor(numeric))
+    bad = not_plain_int(series)
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(source, column, f"has non-integer values (e.g. {series.iloc[row]!r} at row {row})",
-                         "item ids must be integers; map string ids to integers first")
-    return numeric.astype(np.int64)
+        row = _first(bad)
+        raise InputError(where(row), column, f"has non-integer values (e.g. {series.iloc[row]!r})",
+                         "item ids must be plain decimal integers (ASCII digits, no sign or '_'); "
+                         "map string ids to integers first")
+    return pd.to_numeric(series).astype(np.int64)
 
 
-def _timestamps(series: pd.Series, source: str, column: str, unit: str | None) -> pd.Series:
-    """Parse ``series`` to UTC milliseconds: numbers in ``unit`` since the epoch, or date strings."""
+def _timestamps(series: pd.Series, where: Where, column: str, unit: str | None,
+                span: Sequence[str] | None) -> pd.Series:
+    """Parse ``series`` to UTC milliseconds: numbers in ``unit`` since the epoch, or date strings.
+
+    ``span`` = ``[first, last]`` plausible times (ISO dates); a time outside it means a damaged
+    log or a column that holds something else (e.g. ids under a time header).
+    """
     if unit is not None:
+        booleans = series.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+        if booleans.any():
+            row = _first(booleans)
+            raise InputError(where(row), column, f"has a boolean timestamp {series.iloc[row]!r}",
+                             f"give numeric epoch times in '{unit}'")
         numeric = pd.to_numeric(series, errors="coerce")
-        bad = numeric.isna()
+        bad = (numeric.isna() | ~np.isfinite(numeric.astype(np.float64))).to_numpy()
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(source, column, f"has unparsable timestamps (e.g. {series.iloc[row]!r} at row {row})",
+            row = _first(bad)
+            raise InputError(where(row), column, f"has unparsable timestamps (e.g. {series.iloc[row]!r})",
                              f"give numeric epoch times in '{unit}'")
         if (numeric < 0).any():
-            row = int(np.flatnonzero((numeric < 0).to_numpy())[0])
-            raise InputError(source, column, f"has negative timestamps (e.g. {numeric.iloc[row]} at row {row})",
+            row = _first((numeric < 0).to_numpy())
+            raise InputError(where(row), column, f"has negative timestamps (e.g. {numeric.iloc[row]})",
                              "timestamps must be times since the Unix epoch; fix or drop those rows")
         scale = {"s": 1000.0, "ms": 1.0}[unit]
-        ms = np.round(numeric.to_numpy(dtype=np.float64) * scale).astype(np.int64)
-        return pd.Series(pd.to_datetime(ms, unit="ms", utc=True), index=series.index).astype("datetime64[ms, UTC]")
-    parsed = pd.to_datetime(series, errors="coerce", utc=True)
-    if parsed.isna().any():
-        row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-        raise InputError(source, column, f"has unparsable timestamps (e.g. {series.iloc[row]!r} at row {row})",
-                         "use ISO dates such as 2016-05-09 or 2016-05-09T10:00:00Z")
-    return parsed.astype("datetime64[ms, UTC]")
+        ms = numeric.to_numpy(dtype=np.float64) * scale
+        if (ms > 4e15).any():  # beyond the year 100 000: not an epoch time in this unit at all
+            row = _first(ms > 4e15)
+            raise InputError(where(row), column, f"has an impossible timestamp {series.iloc[row]!r}",
+                             f"give epoch times in '{unit}'")
+        ms = np.round(ms).astype(np.int64)
+        parsed = pd.Series(pd.to_datetime(ms, unit="ms", utc=True), index=series.index).astype("datetime64[ms, UTC]")
+    else:
+        parsed = pd.to_datetime(series, errors="coerce", utc=True)
+        if parsed.isna().any():
+            row = _first(parsed.isna().to_numpy())
+            raise InputError(where(row), column, f"has unparsable timestamps (e.g. {series.iloc[row]!r})",
+                             "use ISO dates such as 2016-05-09 or 2016-05-09T10:00:00Z")
+        parsed = parsed.astype("datetime64[ms, UTC]")
+    if span is not None:
+        check_span(parsed, where, column, span)
+    return parsed
+
+
+def check_span(ts: pd.Series, where: Where, column: str, span: Sequence[str]) -> None:
+    """:class:`InputError` when a time lies outside ``span`` = ``[first, last]`` (ISO dates, UTC).
+
+    The message gives the observed minimum and maximum, so a shifted or misplaced column shows.
+    """
+    lo, hi = (pd.Timestamp(str(v), tz="UTC") for v in span)
+    outside = ((ts < lo) | (ts > hi)).to_numpy()
+    if outside.any():
+        row = _first(outside)
+        raise InputError(where(row), column, f"has {int(outside.sum())} timestamps outside the plausible span "
+                         f"[{lo.date()}, {hi.date()}] (this one {ts.iloc[row]}; observed min {ts.min()}, "
+                         f"max {ts.max()})", "fix or drop those events; if the columns are in another order than "
+                         "the header, reorder them; if the data really covers other dates, widen "
+                         "data.events.ts_span.<source>")
 
 
 def canonical_events(raw: pd.DataFrame, source: str, ts_unit: str | None = "s",
-                     event_map: dict[str, str] | None = None, on_duplicate: str = "drop") -> tuple[pd.DataFrame, dict]:
+                     event_map: dict[str, str] | None = None, on_duplicate: str = "drop",
+                     ts_span: Sequence[str] | None = None, where: Where | None = None) -> tuple[pd.DataFrame, dict]:
     """Validate and type a raw log with columns ``session_id, item_id, ts, event_type`` (+ ``user_id``).
 
     Parameters
@@ -96,6 +131,10 @@ def canonical_events(raw: pd.DataFrame, source: str, ts_unit: str | None = "s",
     event_map : dict, optional
         Raw event label -> canonical type, e.g. ``{"clicks": "view"}``; None = already canonical.
     on_duplicate : {"drop", "raise"}
+    ts_span : [first, last], optional
+        Plausible event times (ISO dates, ``data.events.ts_span.<source>``); None = no check.
+    where : Where, optional
+        Maps a row of ``raw`` to its file and line for messages (default: ``source (row N)``).
 
     Returns
     -------
@@ -116,25 +155,26 @@ def canonical_events(raw: pd.DataFrame, source: str, ts_unit: str | None = "s",
     require_columns(raw, ("session_id", "item_id", "ts", "event_type"), source)
     if len(raw) == 0:
         raise InputError(source, None, "holds no events", "check the file and its separator")
+    where = where or Where(source)
+    raw = raw.reset_index(drop=True)
     out = pd.DataFrame(index=raw.index)
-    out["session_id"] = _ids(raw["session_id"], source, "session_id", integer=False)
+    out["session_id"] = _ids(raw["session_id"], where, "session_id", integer=False)
     users = raw["user_id"] if "user_id" in raw.columns else pd.Series(pd.NA, index=raw.index)
     out["user_id"] = users.astype("string").replace({"NA": pd.NA, "": pd.NA})
-    out["item_id"] = _ids(raw["item_id"], source, "item_id", integer=True)
-    out["ts"] = _timestamps(raw["ts"], source, "ts", ts_unit)
+    out["item_id"] = _ids(raw["item_id"], where, "item_id", integer=True)
+    out["ts"] = _timestamps(raw["ts"], where, "ts", ts_unit, ts_span)
     labels = raw["event_type"].astype(str)
     mapped = labels.map(event_map) if event_map is not None else labels.where(labels.isin(EVENT_TYPES))
     if mapped.isna().any():
         unknown = sorted(labels[mapped.isna()].unique().tolist())[:5]
         known = sorted(event_map) if event_map is not None else list(EVENT_TYPES)
-        raise InputError(source, "event_type", f"has unknown event types {unknown}",
+        raise InputError(where(_first(mapped.isna().to_numpy())), "event_type", f"has unknown event types {unknown}",
                          f"use one of {known} or extend the source's event mapping")
     out["event_type"] = mapped.astype(str)
     dup = out.duplicated(subset=["session_id", "item_id", "ts", "event_type"], keep="first")
     if dup.any() and on_duplicate == "raise":
-        row = int(np.flatnonzero(dup.to_numpy())[0])
-        raise InputError(source, "session_id,item_id,ts,event_type", f"has {int(dup.sum())} exact duplicate "
-                         f"events (first at row {row})", "deduplicate the log or set data.events.on_duplicate=drop")
+        raise InputError(where(_first(dup.to_numpy())), "session_id,item_id,ts,event_type",
+                         f"has {int(dup.sum())} exact duplicate events (this is the first)", "deduplicate the log or set data.events.on_duplicate=drop")
     out = out[~dup.to_numpy()]
     # a stable sort keeps the log's order for events with equal timestamps
     out = out.sort_values(["session_id", "ts"], kind="mergesort").reset_index(drop=True)

@@ -21,7 +21,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from sklearn.model_selection import train_test_split
 
-from lib.data.events import require_columns
+from lib.data.validate import Where, read_delimited, require_columns
 from lib.errors import InputError
 
 RAW_COLUMNS = ("recency", "history_segment", "history", "mens", "womens", "zip_code", "newbie", "channel",
@@ -34,48 +34,90 @@ COVARIATES = ("recency", "history_segment", "history", "mens", "womens", "newbie
 OUTCOMES = ("visit", "conversion", "spend")
 
 
-def _numeric(raw: pd.DataFrame, col: str, source: str) -> pd.Series:
-    if raw[col].isna().any():
-        row = int(np.flatnonzero(raw[col].isna().to_numpy())[0])
-        raise InputError(source, col, f"has {int(raw[col].isna().sum())} missing values (first at row {row})",
-                         "fill or drop those customers; the RCT needs complete records")
-    values = pd.to_numeric(raw[col], errors="coerce")
+NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+INTEGER = re.compile(r"-?[0-9]+")   # the sign only so that a negative count is reported as such
+SEGMENT = re.compile(r"\s*([0-9])\)")
+NON_FINITE = re.compile(r"[-+]?(?:inf|infinity|nan)")
+
+
+def _first(mask: pd.Series | np.ndarray) -> int:
+    return int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
+
+
+def _numeric(raw: pd.DataFrame, col: str, where: Where, integer: bool = False, minimum: float | None = None,
+             what: str = "number") -> pd.Series:
+    """Finite plain decimal numbers (ASCII), whole when ``integer``, at least ``minimum``."""
+    values = raw[col]
     if values.isna().any():
-        row = int(np.flatnonzero(values.isna().to_numpy())[0])
-        raise InputError(source, col, f"has a non-numeric value {raw[col].iloc[row]!r} at row {row}",
-                         "the column must hold numbers")
-    return values
+        raise InputError(where(_first(values.isna())), col, f"has {int(values.isna().sum())} missing values "
+                         "(this is the first)", "fill or drop those customers; the RCT needs complete records")
+    text = values.astype(str)
+    # the checks run on the distinct values (few per column), then point at the first bad row
+    uniq = pd.unique(text)
+
+    def first_row(bad: set) -> int:
+        return _first(text.isin(bad))
+
+    non_finite = {v for v in uniq if NON_FINITE.fullmatch(v.lower())}
+    if non_finite:
+        row = first_row(non_finite)
+        raise InputError(where(row), col, f"has a non-finite value {values.iloc[row]!r}",
+                         f"the column must hold finite {what}s")
+    pattern = INTEGER if integer else NUMBER
+    malformed = {v for v in uniq if not pattern.fullmatch(v)}
+    if malformed:
+        row = first_row(malformed)
+        raise InputError(where(row), col, f"has a non-numeric value {values.iloc[row]!r}",
+                         f"the column must hold {'whole ' if integer else ''}{what}s written with ASCII digits "
+                         "(a string code or a shifted column does not belong here)")
+    numbers = pd.to_numeric(text)
+    if minimum is not None and (numbers < minimum).any():
+        row = _first(numbers < minimum)
+        raise InputError(where(row), col, f"has {values.iloc[row]!r}, below the smallest valid value {minimum}",
+                         f"{what}s cannot be negative; fix or drop the customer")
+    return numbers
 
 
-def _categorical(raw: pd.DataFrame, col: str, source: str, allowed: tuple[str, ...]) -> pd.Series:
+def _categorical(raw: pd.DataFrame, col: str, where: Where, allowed: tuple[str, ...]) -> pd.Series:
     bad = ~raw[col].isin(allowed)
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(source, col, f"has an unknown or missing value {raw[col].iloc[row]!r} at row {row}",
+        row = _first(bad)
+        raise InputError(where(row), col, f"has an unknown or missing value {raw[col].iloc[row]!r}",
                          f"allowed values: {list(allowed)}")
     return pd.Categorical(raw[col], categories=list(allowed))
 
 
-def encode(raw: pd.DataFrame, source: str = "hillstrom.csv") -> pd.DataFrame:
-    """Type and validate the raw Hillstrom columns (see the module docstring for encodings)."""
+def encode(raw: pd.DataFrame, source: str = "hillstrom.csv", where: Where | None = None) -> pd.DataFrame:
+    """Type and validate the raw Hillstrom columns (see the module docstring for encodings).
+
+    ``where`` maps a row to its file line for messages (default ``source (row N)``).
+    Counts (``recency``) are whole numbers >= 0, money (``history``, ``spend``) finite and >= 0.
+    """
     require_columns(raw, RAW_COLUMNS, source)
+    if len(raw) == 0:
+        raise InputError(source, None, "holds no customers", "use the full hillstrom.csv")
+    raw = raw.reset_index(drop=True)
+    where = where or Where(source)
     out = pd.DataFrame({"customer_id": np.arange(len(raw), dtype=np.int64)})
-    out["recency"] = _numeric(raw, "recency", source).astype(np.int64)
-    seg = raw["history_segment"].astype(str).str.extract(r"^\s*(\d)\)")[0]
-    if seg.isna().any() or not seg.astype(float).between(1, 7).all():
-        row = int(np.flatnonzero((seg.isna() | ~seg.astype(float).between(1, 7)).to_numpy())[0])
-        raise InputError(source, "history_segment", f"has an unknown label {raw['history_segment'].iloc[row]!r} "
-                         f"at row {row}", "labels look like '1) $0 - $100' ... '7) $1,000 +'")
+    out["recency"] = _numeric(raw, "recency", where, integer=True, minimum=0, what="month count").astype(np.int64)
+    labels = raw["history_segment"].astype(str)
+    codes = {lab: SEGMENT.match(lab) for lab in pd.unique(labels)}
+    seg = labels.map({lab: int(m.group(1)) if m else np.nan for lab, m in codes.items()})
+    bad = (seg.isna() | ~seg.between(1, 7)).to_numpy()
+    if bad.any():
+        row = _first(bad)
+        raise InputError(where(row), "history_segment", f"has an unknown label {raw['history_segment'].iloc[row]!r}",
+                         "labels look like '1) $0 - $100' ... '7) $1,000 +'")
     out["history_segment"] = seg.astype(np.int8)
-    out["history"] = _numeric(raw, "history", source).astype(np.float64)
+    out["history"] = _numeric(raw, "history", where, minimum=0, what="dollar amount").astype(np.float64)
     for col in ("mens", "womens", "newbie"):
-        out[col] = _binary(raw, col, source)
-    out["zip_code"] = _categorical(raw, "zip_code", source, ZIP_CODES)
-    out["channel"] = _categorical(raw, "channel", source, CHANNELS)
+        out[col] = _binary(raw, col, where)
+    out["zip_code"] = _categorical(raw, "zip_code", where, ZIP_CODES)
+    out["channel"] = _categorical(raw, "channel", where, CHANNELS)
     treatment = raw["segment"].map(TREATMENTS)
     if treatment.isna().any():
-        row = int(np.flatnonzero(treatment.isna().to_numpy())[0])
-        raise InputError(source, "segment", f"has an unknown arm {raw['segment'].iloc[row]!r} at row {row}",
+        row = _first(treatment.isna())
+        raise InputError(where(row), "segment", f"has an unknown arm {raw['segment'].iloc[row]!r}",
                          f"arms must be one of {list(TREATMENTS)}")
     arms = sorted(raw["segment"].unique())
     if len(arms) < 2:
@@ -83,16 +125,16 @@ def encode(raw: pd.DataFrame, source: str = "hillstrom.csv") -> pd.DataFrame:
                          "use the full experiment; an effect needs treated and control customers")
     out["treatment"] = treatment.astype(np.int8)
     for col in ("visit", "conversion"):
-        out[col] = _binary(raw, col, source)
-    out["spend"] = _numeric(raw, "spend", source).astype(np.float64)
+        out[col] = _binary(raw, col, where)
+    out["spend"] = _numeric(raw, "spend", where, minimum=0, what="dollar amount").astype(np.float64)
     return out
 
 
-def _binary(raw: pd.DataFrame, col: str, source: str) -> pd.Series:
-    values = _numeric(raw, col, source)
+def _binary(raw: pd.DataFrame, col: str, where: Where) -> pd.Series:
+    values = _numeric(raw, col, where, integer=True, what="0/1 flag")
     if not values.isin([0, 1]).all():
-        row = int(np.flatnonzero((~values.isin([0, 1])).to_numpy())[0])
-        raise InputError(source, col, f"has a non-binary value {raw[col].iloc[row]!r} at row {row}", "use 0 or 1")
+        row = _first(~values.isin([0, 1]))
+        raise InputError(where(row), col, f"has a non-binary value {raw[col].iloc[row]!r}", "use 0 or 1")
     return values.astype(np.int8)
 
 
@@ -107,8 +149,9 @@ def stratified_split(df: pd.DataFrame, test_size: float, seed: int) -> pd.Series
 
 def read_hillstrom(path: str | Path, test_size: float = 0.3, seed: int = 0) -> pd.DataFrame:
     """Read, encode and split the raw CSV (the canonical ``hillstrom.parquet`` table)."""
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    df = encode(raw, str(path))
+    raw, where = read_delimited(path, ",", RAW_COLUMNS)
+    raw = raw.mask(raw == "")
+    df = encode(raw, str(path), where)
     df["split"] = stratified_split(df, test_size, seed)
     return df
 

@@ -7,10 +7,16 @@ Layout written (all through the atomic writers of :mod:`lib.io`)::
     hillstrom/hillstrom.parquet
     prepare_report.json      row counts, dropped duplicates / short pieces, checksum warnings
 
-The same config and seed give byte-identical files.
+The folder is replaced as a unit: every table is written into a sibling staging folder,
+which is renamed into place only when all of them are complete, so a failed or interrupted
+preparation leaves the previous tables untouched (never tables of two configurations side
+by side). Raw files are checked against ``data.sha256`` first. The same config and seed give
+byte-identical files.
 """
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +26,7 @@ from omegaconf import DictConfig
 from lib.config import data_file
 from lib.data import event_sources, hillstrom, sequences
 from lib.data.events import sessions_from_events
+from lib.errors import InputError
 from lib.io import sha256_file, write_json, write_parquet
 
 SEQ_FILES = {"beauty": ("beauty_sequences", "beauty_attributes"), "sports": ("sports_sequences", "sports_attributes")}
@@ -28,25 +35,36 @@ EVENT_FILES: dict[str, tuple[str, ...]] = {"yoochoose": ("yoochoose_train", "yoo
 
 
 def _event_reader(source: str) -> Callable[..., tuple[pd.DataFrame, dict]]:
-    readers = {"yoochoose": lambda paths, dup: event_sources.read_yoochoose(paths, dup),
-               "diginetica": lambda paths, dup: event_sources.read_diginetica(paths[0], dup),
-               "otto": lambda paths, dup: event_sources.read_otto(paths[0], dup)}
+    readers = {"yoochoose": lambda paths, dup, span: event_sources.read_yoochoose(paths, dup, span),
+               "diginetica": lambda paths, dup, span: event_sources.read_diginetica(paths[0], dup, span),
+               "otto": lambda paths, dup, span: event_sources.read_otto(paths[0], dup, span)}
     if source not in readers:
         raise ValueError(f"unknown event source {source!r} in data.events.sources; known: {sorted(readers)}")
     return readers[source]
 
 
 def check_checksums(cfg: DictConfig, keys: list[str]) -> list[str]:
-    """Warnings for raw files whose sha256 differs from ``cfg.data.sha256`` (never raises)."""
+    """Compare every raw file with its ``data.sha256`` entry.
+
+    With ``data.verify_checksums`` (the default) a difference is an :class:`InputError` naming
+    the file, both hashes and how to accept a new file on purpose; with it off, the
+    differences come back as warnings (written to ``prepare_report.json``).
+    """
     warnings = []
     for key in keys:
-        expected = cfg.data.sha256.get(key)
-        actual = sha256_file(data_file(cfg, key))
-        if expected is None:
-            warnings.append(f"data.sha256.{key} is not set; got {actual}")
-        elif actual != expected:
-            warnings.append(f"{cfg.data.files[key]} (data.files.{key}) has sha256 {actual}, expected {expected}: "
-                            "the file differs from the published data, results may not match")
+        path = data_file(cfg, key)
+        actual = sha256_file(path)
+        expected = cfg.data.sha256[key] if key in cfg.data.sha256 else None
+        if expected == actual:
+            continue
+        problem = (f"has sha256 {actual}, but data.sha256.{key} is not set" if expected is None else
+                   f"has sha256 {actual}, conf/data expects {expected}: it differs from the published file "
+                   "(damaged, truncated or another version)")
+        if cfg.data.verify_checksums:
+            raise InputError(f"{path} (data.files.{key})", None, problem,
+                             f"restore the published file; to use this file on purpose, set data.sha256.{key}="
+                             f"{actual} (in conf/data or as an override), or pass data.verify_checksums=false")
+        warnings.append(f"{path} (data.files.{key}) {problem}")
     return warnings
 
 
@@ -65,7 +83,7 @@ def prepare_sequences(cfg: DictConfig, dataset: str, out: Path) -> dict[str, int
 def prepare_events(cfg: DictConfig, source: str, out: Path) -> tuple[dict[str, int], dict[str, Any]]:
     ecfg = cfg.data.events
     paths = [data_file(cfg, key) for key in EVENT_FILES[source]]
-    events, report = _event_reader(source)(paths, ecfg.on_duplicate)
+    events, report = _event_reader(source)(paths, ecfg.on_duplicate, list(ecfg.ts_span[source]))
     sessions, split_report = sessions_from_events(events, list(ecfg.split_quantiles), ecfg.min_session_length)
     folder = out / "events" / source
     write_parquet(events, folder / "events.parquet")
@@ -79,13 +97,39 @@ def prepare_events(cfg: DictConfig, source: str, out: Path) -> tuple[dict[str, i
 def prepare_all(cfg: DictConfig) -> dict[str, Any]:
     """Prepare every table; return ``{"row_counts": {table: rows}, "warnings": [...], "details": {...}}``.
 
-    A raw file whose checksum differs from ``cfg.data.sha256`` is still processed and
-    reported under ``warnings``; bad content raises :class:`lib.errors.InputError`.
+    Raw files are checked against ``cfg.data.sha256`` first (see :func:`check_checksums`);
+    bad content raises :class:`lib.errors.InputError`. Either way ``paths.processed`` keeps its
+    previous tables unless every table of this configuration was written.
     """
     out = Path(cfg.paths.processed)
     keys = [k for d in cfg.data.sequences.datasets for k in SEQ_FILES[d]]
     keys += [k for s in cfg.data.events.sources for k in EVENT_FILES[s]] + ["hillstrom"]
     warnings = check_checksums(cfg, keys)
+    stage = _sibling(out, "staging")
+    shutil.rmtree(stage, ignore_errors=True)  # leftovers of an interrupted preparation
+    try:
+        report = _prepare_into(cfg, stage, warnings)
+        _swap_in(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return report
+
+
+def _sibling(folder: Path, tag: str) -> Path:
+    return folder.with_name(f".{folder.name}.{tag}")
+
+
+def _swap_in(stage: Path, out: Path) -> None:
+    """Replace ``out`` by ``stage`` with two renames; the old tables are deleted only afterwards."""
+    old = _sibling(out, "old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(stage, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _prepare_into(cfg: DictConfig, out: Path, warnings: list[str]) -> dict[str, Any]:
     counts: dict[str, int] = {}
     details: dict[str, Any] = {}
     for dataset in cfg.data.sequences.datasets:
@@ -102,6 +146,11 @@ def prepare_all(cfg: DictConfig) -> dict[str, Any]:
     write_parquet(hs, out / "hillstrom" / "hillstrom.parquet")
     counts["hillstrom/hillstrom"] = len(hs)
     counts.update({f"hillstrom/hillstrom[{s}]": int((hs["split"] == s).sum()) for s in ("train", "test")})
+    empty = sorted(k for k, v in counts.items() if v == 0 and "[" not in k)
+    if empty:
+        raise InputError(str(Path(cfg.paths.processed)), None, f"would get empty tables {empty}",
+                         "check data.max_users / data.hillstrom.max_customers (>= 1, or null for all) and the "
+                         "raw files")
     report = {"row_counts": {k: int(v) for k, v in counts.items()}, "warnings": warnings, "details": details}
     write_json(out / "prepare_report.json", report)
     return report

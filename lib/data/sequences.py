@@ -18,12 +18,14 @@ second last the validation target, and ``items[:-2]`` is the training history.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from lib.data.validate import PLAIN_INT, read_text, require_final_newline
 from lib.errors import InputError
 from lib.io import read_json
 
@@ -41,7 +43,8 @@ def read_sequences(path: str | Path, min_length: int = 3) -> pd.DataFrame:
     Raises
     ------
     InputError
-        Non-integer tokens, ids <= 0, users without items, short sequences or duplicate
+        An empty file, a last line without a newline (a cut file), tokens that are not plain
+        ASCII decimal integers, ids <= 0, users without items, short sequences or duplicate
         user ids; the message names the file, line and token position.
 
     Examples
@@ -56,36 +59,37 @@ def read_sequences(path: str | Path, min_length: int = 3) -> pd.DataFrame:
     users: list[int] = []
     seqs: list[list[int]] = []
     seen: dict[int, int] = {}
-    with open(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            tokens = line.split()
-            if not tokens:
-                continue  # blank lines (e.g. a trailing one) carry nothing
-            ids = []
-            for pos, tok in enumerate(tokens, start=1):
-                try:
-                    value = int(tok)
-                except ValueError:
-                    raise InputError(f"{path}:{lineno}", f"token {pos}", f"is {tok!r}, not an integer id",
-                                     "each line must be 'user_id item_id item_id ...' separated by spaces") from None
-                if value <= 0:
-                    raise InputError(f"{path}:{lineno}", f"token {pos}", f"is {value}; ids must be >= 1 (0 pads)",
-                                     "remap ids to start at 1")
-                ids.append(value)
-            user, items = ids[0], ids[1:]
-            if not items:
-                raise InputError(f"{path}:{lineno}", "items", f"user {user} has an empty sequence",
-                                 "drop users without interactions before export")
-            if len(items) < min_length:
-                raise InputError(f"{path}:{lineno}", "items", f"user {user} has {len(items)} items, "
-                                 f"fewer than {min_length}", "leave-one-out needs a history item plus valid and "
-                                 "test items; filter short users (e.g. a 5-core filter)")
-            if user in seen:
-                raise InputError(f"{path}:{lineno}", "user_id", f"user {user} already appeared on line {seen[user]}",
-                                 "merge the user's lines into one time-ordered sequence")
-            seen[user] = lineno
-            users.append(user)
-            seqs.append(items)
+    text = read_text(path)
+    require_final_newline(path, text)
+    for lineno, line in enumerate(text.split("\n")[:-1], start=1):
+        tokens = line.split()
+        if not tokens:
+            continue  # blank lines (e.g. a trailing one) carry nothing
+        ids = []
+        for pos, tok in enumerate(tokens, start=1):
+            if not PLAIN_INT.fullmatch(tok):
+                raise InputError(f"{path}:{lineno}", f"token {pos}", f"is {tok!r}, not a plain decimal integer id",
+                                 "each line must be 'user_id item_id item_id ...', ASCII digits separated by "
+                                 "spaces")
+            value = int(tok)
+            if value <= 0:
+                raise InputError(f"{path}:{lineno}", f"token {pos}", f"is {value}; ids must be >= 1 (0 pads)",
+                                 "remap ids to start at 1")
+            ids.append(value)
+        user, items = ids[0], ids[1:]
+        if not items:
+            raise InputError(f"{path}:{lineno}", "items", f"user {user} has an empty sequence",
+                             "drop users without interactions before export")
+        if len(items) < min_length:
+            raise InputError(f"{path}:{lineno}", "items", f"user {user} has {len(items)} items, "
+                             f"fewer than {min_length}", "leave-one-out needs a history item plus valid and "
+                             "test items; filter short users (e.g. a 5-core filter)")
+        if user in seen:
+            raise InputError(f"{path}:{lineno}", "user_id", f"user {user} already appeared on line {seen[user]}",
+                             "merge the user's lines into one time-ordered sequence")
+        seen[user] = lineno
+        users.append(user)
+        seqs.append(items)
     if not users:
         raise InputError(str(path), None, "holds no sequences", "check data.files points at the S3-Rec .txt file")
     return pd.DataFrame({"user_id": np.asarray(users, dtype=np.int64), "items": seqs})
@@ -97,25 +101,43 @@ def read_item_attributes(path: str | Path, required_items: np.ndarray | None = N
     Raises
     ------
     InputError
-        Unparsable JSON, non-integer keys or values, or items of ``required_items`` missing.
+        An empty or unparsable file, repeated keys, keys that are not plain decimal item ids
+        >= 1, values that are not lists of JSON integers >= 1 (strings of digits, dicts, floats
+        and booleans are refused), or items of ``required_items`` missing.
     """
     path = Path(path)
+    text = read_text(path)
+
+    def line_of(key: str) -> int:
+        pos = text.find(json.dumps(key))
+        return text.count("\n", 0, pos) + 1 if pos >= 0 else 1
+
+    def unique_keys(pairs: list) -> dict:
+        counts = Counter(k for k, _ in pairs)
+        dup = next((k for k, n in counts.items() if n > 1), None)
+        if dup is not None:
+            raise InputError(f"{path}:{line_of(dup)}", f"item {dup!r}", "appears twice",
+                             "keep one attribute list per item")
+        return dict(pairs)
+
     try:
-        raw = json.loads(Path(path).read_text())
+        raw = json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
-        raise InputError(str(path), None, f"is not valid JSON (line {exc.lineno}, column {exc.colno})",
-                         "restore the original item2attributes file") from None
+        raise InputError(f"{path}:{exc.lineno}", None, f"is not valid JSON ({exc.msg} at character {exc.colno})",
+                         "restore the original item2attributes file (its sha256 is listed in conf/data)") from None
     if not isinstance(raw, dict):
         raise InputError(str(path), None, "must hold one JSON object {item_id: [attr ids]}", "use the S3-Rec file")
     rows = []
     for key, attrs in raw.items():
-        try:
-            item = int(key)
-            values = [int(a) for a in attrs]
-        except (TypeError, ValueError):
-            raise InputError(str(path), f"item {key!r}", f"has a non-integer id or attribute list {attrs!r}",
-                             "keys must be item ids and values lists of integer attribute ids") from None
-        rows.append((item, sorted(set(values))))
+        if not PLAIN_INT.fullmatch(key) or int(key) <= 0:
+            raise InputError(f"{path}:{line_of(key)}", f"item {key!r}", "is not a plain decimal item id >= 1",
+                             "keys must be item ids written with ASCII digits, e.g. \"83\"")
+        if not isinstance(attrs, list) or not all(type(a) is int and a >= 1 for a in attrs):
+            raise InputError(f"{path}:{line_of(key)}", f"item {key!r}", f"has {attrs!r:.80} ({type(attrs).__name__}), not a list of "
+                             "integer attribute ids >= 1", "values must be JSON lists of bare integers, e.g. [1, 2, 3]")
+        rows.append((int(key), sorted(set(attrs))))
+    if not rows:
+        raise InputError(str(path), None, "holds no items", "use the S3-Rec item2attributes file")
     rows.sort()
     df = pd.DataFrame({"item_id": np.asarray([r[0] for r in rows], dtype=np.int64), "attr_ids": [r[1] for r in rows]})
     if required_items is not None:
@@ -148,6 +170,8 @@ def history(df: pd.DataFrame) -> pd.Series:
 
 def subsample_users(df: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
     """A seeded sample of ``max_users`` users in their original order (ids unchanged); all if None."""
+    if max_users is not None and int(max_users) < 1:
+        raise ValueError(f"data.max_users must be >= 1 or null (all users), got {max_users}")
     if max_users is None or max_users >= len(df):
         return df.reset_index(drop=True)
     rng = np.random.default_rng(seed)

@@ -11,7 +11,8 @@ from their history ``items[:-2]`` only):
 
 For Hillstrom customers: ``text_frozen`` over :func:`lib.data.text.customer_sentence`, plus
 ``text_lora`` / ``text_full`` from the encoders fine-tuned by :mod:`lib.train.text`.
-Every file records the config that produced it and the sha256 of its checkpoint.
+Every file records the config that produced it, the sha256 of its checkpoint and the prepared
+table its units came from (:func:`lib.embed.store.load_for` checks them before use).
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from lib.embed.bag import bag_svd
-from lib.embed.store import align, embedding_stem, load_embeddings, save_embeddings
-from lib.io import sha256_file
+from lib.embed.store import embedding_stem, load_for, save_embeddings
+from lib.errors import InputError
+from lib.io import read_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +42,19 @@ def _seq_config(cfg: Any) -> dict[str, Any]:
     return {k: v for k, v in _container(cfg.model).items() if k not in ("text", "heads", "embed")}
 
 
+def prepared_table(cfg: Any, population: str) -> tuple[Path, str]:
+    """``(path, id column)`` of the prepared table whose units ``population`` embeds."""
+    if population == "hillstrom":
+        return Path(cfg.paths.processed) / "hillstrom" / "hillstrom.parquet", "customer_id"
+    return Path(cfg.paths.processed) / "seq" / population / "sequences.parquet", "user_id"
+
+
 def customer_text_embeddings(cfg: Any, df: pd.DataFrame, save: bool = False) -> np.ndarray:
     """Frozen MiniLM vectors of ``df``'s customer sentences, in row order.
 
-    Reuses ``hillstrom__text_frozen`` when it was exported with the same text settings and
-    covers every customer of ``df`` (the Hillstrom prediction table and the export share it);
+    Reuses ``hillstrom__text_frozen`` when it was exported with the same text settings from the
+    same prepared table and covers every customer of ``df`` (the Hillstrom prediction table and
+    the export share it);
     ``save=True`` writes freshly computed vectors there, so the export that follows the
     prediction table does not embed the same customers again.
     """
@@ -53,16 +63,20 @@ def customer_text_embeddings(cfg: Any, df: pd.DataFrame, save: bool = False) -> 
 
     stem = embedding_stem(cfg.paths.embeddings, "hillstrom", "text_frozen")
     wanted = df["customer_id"].to_numpy(np.int64)
+    table, id_column = prepared_table(cfg, "hillstrom")
     if stem.with_suffix(".json").is_file():
-        ids, emb, meta = load_embeddings(stem)
-        if meta.get("config", {}).get("text") == _container(cfg.model.text) and np.isin(wanted, ids).all():
-            return align(ids, emb, wanted, str(stem))
+        if read_json(stem.with_suffix(".json")).get("config", {}).get("text") == _container(cfg.model.text):
+            try:
+                return load_for(stem, wanted, table)
+            except InputError as exc:  # vectors of other data: a cache miss, embed again
+                log.info("not reusing %s: %s", stem, exc)
     enc = build_text_encoder(cfg.model.text, mode="frozen")
     emb = enc.encode([customer_sentence(r) for r in df.to_dict("records")], int(cfg.model.text.batch_size))
     if save:
         save_embeddings(stem, wanted, emb, {"variant": "text_frozen", "population": "hillstrom",
                                             "preset": cfg.preset_name, "seed": cfg.seed,
-                                            "config": {"text": _container(cfg.model.text)}, "checkpoint_sha256": None})
+                                            "config": {"text": _container(cfg.model.text)}, "checkpoint_sha256": None},
+                        table, id_column)
     return emb
 
 
@@ -172,7 +186,8 @@ def export_all(cfg: Any, run_dir: str | Path) -> list[Path]:
         ids, emb, extra = produce()
         seconds = time.perf_counter() - t0
         meta = {"variant": variant, "population": population, "preset": cfg.preset_name, "seed": cfg.seed, **extra}
-        paths += save_embeddings(embedding_stem(root, population, variant), ids, emb, meta)
+        paths += save_embeddings(embedding_stem(root, population, variant), ids, emb, meta,
+                                 *prepared_table(cfg, population))
         rows.append({"population": population, "variant": variant, "n": len(ids), "dim": int(emb.shape[1]),
                      "seconds": seconds, "per_s": len(ids) / max(seconds, 1e-9)})
         log.info("exported %s__%s: %d x %d in %.1fs", population, variant, len(ids), emb.shape[1], seconds)

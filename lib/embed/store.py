@@ -1,10 +1,13 @@
 """Embedding files: ``<stem>.npz`` (``ids`` int64, ``emb`` float32) plus a ``<stem>.json`` sidecar.
 
 The sidecar records what produced the vectors (variant, population, dim, n, the config
-section, the sha256 of the checkpoint they came from) and the sha256 of the ``.npz``, so a
-reader can tell which model a file belongs to and that the arrays were not swapped.
-Both files are written atomically; the JSON is written last, so a file set with a sidecar
-is complete.
+section, the sha256 of the checkpoint they came from), the sha256 of the ``.npz`` and of the
+ids, and, for exported representations, the prepared table the units came from (its path
+relative to the sidecar, its sha256 and id column). :func:`load_for` uses that provenance:
+vectors are handed out only for the table they were built from (same content, ids in the
+table's order), so embeddings of other or re-prepared data fail loudly instead of being
+aligned to the wrong units. Both files are written atomically; the JSON is written last, so
+a file set with a sidecar is complete.
 
 Examples
 --------
@@ -14,13 +17,23 @@ Examples
 >>> ids, emb, meta = load_embeddings(stem)
 >>> ids.tolist(), emb.dtype.name, meta["dim"], meta["n"]
 ([3, 1], 'float32', 4, 2)
+>>> import pandas as pd
+>>> table = stem.parent / "users.parquet"
+>>> pd.DataFrame({"user_id": [3, 1, 2]}).to_parquet(table)
+>>> _ = save_embeddings(stem, np.array([3, 1]), np.eye(2), {"variant": "bag_svd", "population": "beauty",
+...                     "config": {}}, table=table, id_column="user_id")
+>>> load_for(stem, np.array([1, 3])).tolist()
+[[0.0, 1.0], [1.0, 0.0]]
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from lib.errors import InputError
 from lib.io import read_json, sha256_file, write_json, write_npz
@@ -28,6 +41,29 @@ from lib.io import read_json, sha256_file, write_json, write_npz
 POPULATIONS = ("beauty", "sports", "hillstrom")
 VARIANTS = ("bag_svd", "seq_pretrained", "seq_finetuned", "text_frozen", "text_lora", "text_full")
 REQUIRED_META = ("variant", "population")
+PROVENANCE = ("config", "ids_sha256", "table", "table_sha256", "id_column")
+REEXPORT = "re-export the embeddings for this data (notebook 02_train_models, after notebook 01)"
+
+
+def ids_sha256(ids: np.ndarray) -> str:
+    """sha256 of the ids as int64 bytes (order matters)."""
+    return hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()
+
+
+def _check_ids_in_table(source: str, ids: np.ndarray, table: Path, id_column: str) -> None:
+    """Every id is a unit of ``table`` and the ids follow the table's row order."""
+    table_ids = pd.read_parquet(table, columns=[id_column])[id_column].to_numpy(np.int64)
+    pos = {int(u): k for k, u in enumerate(table_ids)}
+    absent = [int(i) for i in ids if int(i) not in pos]
+    if absent:
+        raise InputError(source, "ids", f"hold {len(absent)} ids that are not units of {table} (e.g. {absent[:5]})",
+                         REEXPORT)
+    rows = np.array([pos[int(i)] for i in ids], dtype=np.int64)
+    if len(rows) > 1 and (np.diff(rows) <= 0).any():
+        k = int(np.flatnonzero(np.diff(rows) <= 0)[0]) + 1
+        raise InputError(source, "ids", f"are not in the row order of {table} (row {k} of the file holds id "
+                         f"{int(ids[k])}, table row {int(rows[k])}, after table row {int(rows[k - 1])}): the vectors "
+                         "were built for another ordering of the units, or the id column was shifted", REEXPORT)
 
 
 def embedding_stem(root: str | Path, population: str, variant: str) -> Path:
@@ -59,7 +95,8 @@ def _check(source: str, ids: np.ndarray, emb: np.ndarray) -> None:
                          "check the encoder output (a diverged fine-tuning run gives NaN)")
 
 
-def save_embeddings(path_stem: str | Path, ids: np.ndarray, emb: np.ndarray, meta: dict[str, Any]) -> list[Path]:
+def save_embeddings(path_stem: str | Path, ids: np.ndarray, emb: np.ndarray, meta: dict[str, Any],
+                    table: str | Path | None = None, id_column: str | None = None) -> list[Path]:
     """Write ``<stem>.npz`` and ``<stem>.json``; returns both paths.
 
     Parameters
@@ -70,7 +107,11 @@ def save_embeddings(path_stem: str | Path, ids: np.ndarray, emb: np.ndarray, met
     meta : dict
         Must hold ``variant`` and ``population``; typically also ``config`` (the config
         section that produced the vectors) and ``checkpoint_sha256`` (None when no
-        checkpoint is involved). ``dim``, ``n`` and ``npz_sha256`` are added here.
+        checkpoint is involved). ``dim``, ``n``, ``npz_sha256`` and ``ids_sha256`` are added here.
+    table, id_column : optional
+        The prepared table (Parquet) whose units were embedded and its id column; the ids
+        must be units of it in its row order. Recorded (path relative to the sidecar,
+        sha256, column) so that :func:`load_for` can refuse the vectors for other data.
     """
     stem = Path(path_stem)
     ids = np.asarray(ids)
@@ -82,8 +123,16 @@ def save_embeddings(path_stem: str | Path, ids: np.ndarray, emb: np.ndarray, met
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
         raise ValueError(f"embedding meta for {stem} lacks {missing}")
+    side = {**meta, "ids_sha256": ids_sha256(ids)}
+    if table is not None:
+        if id_column is None:
+            raise ValueError("save_embeddings: pass id_column together with table")
+        table = Path(table)
+        _check_ids_in_table(str(stem), ids, table, id_column)
+        side.update({"table": os.path.relpath(table.resolve(), stem.parent.resolve()),
+                     "table_sha256": sha256_file(table), "id_column": id_column})
     npz = write_npz(stem.with_suffix(".npz"), ids=ids, emb=emb)
-    side = {**meta, "dim": int(emb.shape[1]), "n": int(emb.shape[0]), "npz_sha256": sha256_file(npz)}
+    side.update({"dim": int(emb.shape[1]), "n": int(emb.shape[0]), "npz_sha256": sha256_file(npz)})
     side.setdefault("checkpoint_sha256", None)
     js = write_json(stem.with_suffix(".json"), side)
     return [npz, js]
@@ -111,6 +160,41 @@ def load_embeddings(path_stem: str | Path) -> tuple[np.ndarray, np.ndarray, dict
         raise InputError(str(js_path), "dim/n", f"say {meta.get('n')} x {meta.get('dim')} but the arrays are "
                          f"{emb.shape[0]} x {emb.shape[1]}", "re-export the embeddings")
     return ids, emb, meta
+
+
+def load_for(path_stem: str | Path, unit_id: np.ndarray, table: str | Path | None = None) -> np.ndarray:
+    """Vectors of ``path_stem`` for the units ``unit_id`` (rows in that order), checked against their data.
+
+    The file must carry its provenance (config, ids and prepared table); the table (default:
+    the one recorded, relative to the sidecar) must be byte-identical to the one embedded
+    and the file's ids must be its units in its row order; then rows are aligned by id.
+
+    Raises
+    ------
+    InputError
+        No provenance (an old export), ids changed since export, a stale or re-ordered table,
+        or units without a vector; each message names the file and the fix.
+    """
+    stem = Path(path_stem)
+    ids, emb, meta = load_embeddings(stem)
+    js = str(stem.with_suffix(".json"))
+    missing = [k for k in PROVENANCE if k not in meta]
+    if missing:
+        raise InputError(js, None, f"lacks the provenance {missing} (exported before embeddings recorded their "
+                         "data)", REEXPORT)
+    if meta["ids_sha256"] != ids_sha256(ids):
+        raise InputError(js, "ids", "differ from the ids recorded at export", REEXPORT)
+    table = Path(table) if table is not None else (stem.parent / meta["table"]).resolve()
+    if not table.is_file():
+        raise InputError(js, "table", f"names the prepared table {table}, which does not exist",
+                         "run notebook 01 for this preset, then " + REEXPORT)
+    actual = sha256_file(table)
+    if actual != meta["table_sha256"]:
+        raise InputError(js, "table_sha256", f"says the vectors were built from {table} with sha256 "
+                         f"{meta['table_sha256']}, but it now has sha256 {actual}: the data was prepared again "
+                         "(other ids, order or content) after the export", REEXPORT)
+    _check_ids_in_table(str(stem.with_suffix(".npz")), ids, table, meta["id_column"])
+    return align(ids, emb, np.asarray(unit_id), str(stem.with_suffix(".npz")))
 
 
 def align(ids: np.ndarray, emb: np.ndarray, unit_id: np.ndarray, source: str = "embeddings") -> np.ndarray:

@@ -18,7 +18,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when metrics.json lacks a key family of the scheme")
     args = parser.parse_args(argv)
-    done = render(compose(args.preset, args.override), args.results, args.out)
+    try:
+        done = render(compose(args.preset, args.override), args.results, args.out)
+    except FileNotFoundError as exc:  # no finished run and no earlier render
+        print(f"[report] nothing to render: {exc}", file=sys.stderr)
+        return 1
+    if not done.tables and not done.figures:
+        print(f"[report] nothing to render: the runs under {args.results or 'results/' + args.preset} registered "
+              "no tables or figures; run the notebooks first (make reproduce)", file=sys.stderr)
+        return 1
     print(f"[report] {len(done.tables)} tables, {len(done.figures)} figures, {len(done.metrics)} metrics "
           f"-> {done.out_dir} (RESULTS.md)")
     if done.missing_families:

@@ -6,6 +6,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
+from lib.causal.diagnostics import validate
 from lib.simulate import hillstrom_obs, semisynth
 
 LEVELS = ("low", "default", "high")
@@ -26,10 +27,13 @@ def summarise(sequences: pd.DataFrame, item_attributes: pd.DataFrame, hillstrom:
     the true propensities by level (figure data); ``graphs`` both causal graphs as edge
     tables; ``metrics`` the naive estimate of this one seed
     (``benchmark.*`` keys; notebook 03 reports the ``ate.*`` / ``rct_gap.*`` families over seeds).
+    A constant outcome or a single treatment arm is an :class:`lib.errors.InputError`, not a
+    perfect estimate.
     """
     rows, overlap, metrics = [], [], {}
     for level in LEVELS:
         data = semisynth.simulate(sequences, item_attributes, cfg.simulate.semisynth, cfg.seed, level)
+        validate(data.Y, data.T, None, None, source=f"{data.name} (level={level})")  # no estimate of nothing
         row = _row(data.name, f"level={level}", data.ate_true, data.meta["naive"])
         rows.append(row)
         overlap.append(pd.DataFrame({"level": level, "T": data.T, "propensity": data.propensity}))
@@ -39,6 +43,7 @@ def summarise(sequences: pd.DataFrame, item_attributes: pd.DataFrame, hillstrom:
     hcfg = cfg.simulate.hillstrom_obs
     for outcome in hcfg.outcomes:
         data = hillstrom_obs.confounded_subsample(hillstrom, hcfg, cfg.seed, outcome)
+        validate(data.Y, data.T, None, None, source=f"{data.name} (outcome {outcome})")
         row = _row(data.name, f"{outcome}, arm={data.meta['arm']}, strength={hcfg.strength}", data.ate_true,
                    data.meta["naive"][data.meta["arm"]])
         ref = data.meta["rct_reference"][data.meta["arm"]]
