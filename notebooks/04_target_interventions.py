@@ -18,10 +18,10 @@ cfg = compose(preset, overrides)
 run_dir = Path(run_dir or Path(cfg.paths.results) / "04_target_interventions")
 
 # %%
-from lib.causal import experiments
+from lib.causal import targeting
 from lib.report.artefacts import record_metrics, register
 
-up = experiments.hillstrom_uplift(cfg)
+up = targeting.hillstrom_uplift(cfg)
 curves, policy_k = up.attrs.pop("curves"), up.attrs.pop("policy")
 print(up.round(4).to_string(index=False))
 print(policy_k.pivot_table(index=["outcome", "arm", "model"], columns="k", values="value").round(4).to_string())
@@ -40,7 +40,7 @@ agg = up[up["arm"] == 1].set_index(["outcome", "model"])   # the reported key is
 record_metrics(run_dir, {f"uplift.hillstrom.{o}.{m}.{k}": agg.loc[(o, m), k] for o, m in agg.index for k in ("qini", "auuc")})
 
 # %%
-pol = experiments.hillstrom_policy(cfg)
+pol = targeting.hillstrom_policy(cfg)
 print(pol["value"].round(4).to_string(index=False))
 print(pol["importance"].head(10).round(4).to_string(index=False))
 register(run_dir, "policy_tree", "figure", pol["tree"],
