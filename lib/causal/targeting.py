@@ -1,7 +1,10 @@
 """The targeting study of notebook 04 on the randomised Hillstrom experiment.
 
-* :func:`hillstrom_uplift`: CATE models fitted on the RCT train split, Qini / AUUC (with
-  bootstrap CIs) and policy values on the test split, against random targeting.
+* :func:`hillstrom_uplift`: CATE models fitted on the RCT train split; on the test split, per
+  outcome and e-mail arm, Qini / AUUC / uplift@k with bootstrap CIs, permutation p-values
+  against many random scorings, the paired bootstrap CI of model minus random, and policy values.
+  :func:`uplift_metrics` turns the table into ``metrics.json`` keys and
+  :func:`published_comparison` sets uplift@k next to the published figure.
 * :func:`hillstrom_policy`: a DR policy tree and the SHAP effect modifiers of a causal forest.
 """
 from __future__ import annotations
@@ -15,6 +18,8 @@ from lib.causal.estimators import fit_arms
 from lib.causal.experiments import ARM_NAMES
 from lib.data.hillstrom import design_matrix, load_prepared
 
+ARMS = (1, 2)   # the e-mail arms, each scored against no e-mail
+
 
 def _uplift_split(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     df = load_prepared(cfg)
@@ -25,40 +30,107 @@ def _uplift_split(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame, list[str
     return train, test, list(design_matrix(df.head(1)).columns)
 
 
-def hillstrom_uplift(cfg: DictConfig) -> pd.DataFrame:
-    """Qini / AUUC (bootstrap CIs) of each CATE model per outcome and arm on the RCT test split.
+def _random_policy_values(y: np.ndarray, t: np.ndarray, ks: list[float], p_treat: float) -> pd.DataFrame:
+    """Expected IPW value of e-mailing a random top-k share: each unit is targeted with probability m/n."""
+    every, none = (uplift.policy_value(y, t, np.zeros(len(y)), k, p_treat) for k in (1.0, 0.0))
+    ks = sorted({0.0, 1.0, *map(float, ks)})
+    share = [round(k * len(y)) / len(y) for k in ks]
+    return pd.DataFrame({"k": ks, "value": [s * every + (1 - s) * none for s in share]})
 
-    ``df.attrs["curves"]`` holds the Qini curves, ``df.attrs["policy"]`` the IPW value of
-    e-mailing the top k% by predicted uplift.
+
+def hillstrom_uplift(cfg: DictConfig) -> pd.DataFrame:
+    """Targeting quality of each CATE model per outcome and e-mail arm on the RCT test split.
+
+    Models are fitted on the train split (all arms at once) and score the test customers of
+    each contrast arm vs no e-mail: arm 1 = ``mens_email``, arm 2 = ``womens_email``
+    (:data:`lib.causal.experiments.ARM_NAMES`, column ``arm_name``). Columns are those of
+    :func:`lib.causal.uplift.evaluate`: Qini / AUUC / uplift@k with bootstrap CIs, the
+    permutation p-values against ``causal.uplift.n_null`` random scorings, the paired bootstrap
+    CI of model minus random; the ``random`` row holds the null's mean and quantiles.
+
+    ``df.attrs["curves"]`` holds the Qini curves (``random``: null mean with its band in
+    ``qini_low`` / ``qini_high``), ``df.attrs["policy"]`` the IPW value of e-mailing the top k%
+    by predicted uplift (``random``: the expected value of a random top k%).
     """
     ucfg = cfg.causal.uplift
+    alpha = float(cfg.causal.alpha)
     train, test, _ = _uplift_split(cfg)
     Xtr, Xte = design_matrix(train).to_numpy(), design_matrix(test).to_numpy()
     Ttr, Tte = train["treatment"].to_numpy(np.int64), test["treatment"].to_numpy(np.int64)
-    rows, curves, policies = [], [], []
+    frames, curves, policies = [], [], []
     for outcome in ucfg.outcomes:
         Ytr, Yte = train[outcome].to_numpy(np.float64), test[outcome].to_numpy()
         diagnostics.validate(Ytr, Ttr, Xtr, None, f"hillstrom train[{outcome}]")
         scores_by_model = {}
         for model in ucfg.models:
             _, _, est = fit_arms(model, Ytr, Ttr, Xtr, None, cfg.causal, cfg.seed)
-            scores_by_model[model] = {a: np.asarray(est.effect(Xte, T0=0, T1=a)).ravel() for a in (1, 2)}
-        rng = np.random.default_rng(cfg.seed)
-        scores_by_model["random"] = {a: rng.normal(size=len(Yte)) for a in (1, 2)}
-        for model, per_arm in scores_by_model.items():
-            for arm, score in per_arm.items():
-                m = (Tte == 0) | (Tte == arm)
-                y, t, s = Yte[m].astype(int), (Tte[m] == arm).astype(int), score[m]
-                sc = uplift.bootstrap_scores(y, t, s, int(ucfg.n_boot), cfg.seed, float(cfg.causal.alpha))
-                rows.append(dict(outcome=outcome, arm=arm, arm_name=ARM_NAMES[arm], model=model, n_test=int(m.sum()),
-                                 n_train=len(Ytr), **sc))
+            scores_by_model[model] = {a: np.asarray(est.effect(Xte, T0=0, T1=a)).ravel() for a in ARMS}
+        for arm in ARMS:
+            m = (Tte == 0) | (Tte == arm)
+            y, t = Yte[m].astype(int), (Tte[m] == arm).astype(int)
+            scorings = {model: per_arm[arm][m] for model, per_arm in scores_by_model.items()}
+            table, band = uplift.evaluate(y, t, scorings, int(ucfg.n_null), int(ucfg.n_boot), cfg.seed, alpha,
+                                          float(ucfg.at_k), str(ucfg.at_k_strategy), int(ucfg.curve_points))
+            frames.append(table.assign(outcome=outcome, arm=arm, arm_name=ARM_NAMES[arm], n_test=int(m.sum()),
+                                       n_train=len(Ytr)))
+            p_treat = float(t.mean())
+            for model, s in scorings.items():
                 curves.append(uplift.curve(y, t, s, model, int(ucfg.curve_points)).assign(outcome=outcome, arm=arm))
-                pv = uplift.policy_values(y, t, s, list(ucfg.top_k), p_treat=float(t.mean()))
+                pv = uplift.policy_values(y, t, s, list(ucfg.top_k), p_treat=p_treat)
                 policies.append(pv.assign(outcome=outcome, arm=arm, model=model))
-    df = pd.DataFrame(rows)
+            curves.append(band.assign(outcome=outcome, arm=arm))
+            pv = _random_policy_values(y, t, list(ucfg.top_k), p_treat)
+            policies.append(pv.assign(outcome=outcome, arm=arm, model="random"))
+    df = pd.concat(frames, ignore_index=True)
+    lead = ["outcome", "arm", "arm_name", "model", "n_test", "n_train"]
+    df = df[lead + [c for c in df.columns if c not in lead]]
     df.attrs["curves"] = pd.concat(curves, ignore_index=True)
     df.attrs["policy"] = pd.concat(policies, ignore_index=True)
     return df
+
+
+def uplift_metrics(df: pd.DataFrame) -> dict[str, float]:
+    """``metrics.json`` keys of the uplift table (a frame from :func:`hillstrom_uplift`).
+
+    ``uplift.hillstrom.<outcome>.<arm_name>.<model>.qini`` / ``.auuc`` / ``.qini_p`` /
+    ``.qini_minus_random_ci_low`` / ``.qini_minus_random_ci_high`` for both arms (``arm_name``
+    ``mens_email`` or ``womens_email``; ``random`` has qini / auuc, the null mean, only), plus the
+    earlier ``uplift.hillstrom.<outcome>.<model>.qini`` / ``.auuc`` of arm 1 (Mens E-Mail).
+
+    Examples
+    --------
+    >>> row = dict(outcome="visit", model="m", qini=0.1, auuc=0.2, qini_p=0.01, qini_minus_random_ci_low=0.02,
+    ...            qini_minus_random_ci_high=0.2)
+    >>> df = pd.DataFrame([{**row, "arm": 1, "arm_name": "mens_email"}, {**row, "arm": 2, "arm_name": "womens_email"}])
+    >>> sorted(uplift_metrics(df))[:3]
+    ['uplift.hillstrom.visit.m.auuc', 'uplift.hillstrom.visit.m.qini', 'uplift.hillstrom.visit.mens_email.m.auuc']
+    """
+    out: dict[str, float] = {}
+    keys = ("qini", "auuc", "qini_p", "qini_minus_random_ci_low", "qini_minus_random_ci_high")
+    for r in df.to_dict("records"):
+        for k in keys:
+            if pd.notna(r.get(k)):
+                out[f"uplift.hillstrom.{r['outcome']}.{r['arm_name']}.{r['model']}.{k}"] = float(r[k])
+        if r["arm"] == 1:   # the keys before both arms were reported: the Mens E-Mail contrast
+            out.update({f"uplift.hillstrom.{r['outcome']}.{r['model']}.{k}": float(r[k]) for k in ("qini", "auuc")})
+    return out
+
+
+def published_comparison(df: pd.DataFrame, cfg: DictConfig) -> pd.DataFrame:
+    """Our uplift@k next to the published figure of ``causal.uplift.published`` (same outcome and arm).
+
+    One row for the published number (with its source) and one per model of ``df``
+    (:func:`hillstrom_uplift`) on that outcome and arm, with the bootstrap CI (``random``: the
+    null's mean and quantiles).
+    """
+    pub = cfg.causal.uplift.published
+    ours = df[(df["outcome"] == pub.outcome) & (df["arm"] == int(pub.arm))]
+    rows = [dict(model=str(pub.model), source=str(pub.source), split=str(pub.split), uplift_at_k=float(pub.uplift_at_k),
+                 uplift_at_k_ci_low=np.nan, uplift_at_k_ci_high=np.nan)]
+    rows += [dict(model=r["model"], source="this study", split=f"{int(r['n_train'])} train / {int(r['n_test'])} test",
+                  uplift_at_k=r["uplift_at_k"], uplift_at_k_ci_low=r["uplift_at_k_ci_low"],
+                  uplift_at_k_ci_high=r["uplift_at_k_ci_high"]) for r in ours.to_dict("records")]
+    return pd.DataFrame(rows).assign(outcome=str(pub.outcome), arm_name=ARM_NAMES[int(pub.arm)])
 
 
 def hillstrom_policy(cfg: DictConfig) -> dict[str, pd.DataFrame]:
