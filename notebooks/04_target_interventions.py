@@ -47,7 +47,7 @@ register(run_dir, "hillstrom_uplift", "table", up,
                  f"row is the null: its mean, and its {level} quantiles in the CI columns.")
 register(run_dir, "hillstrom_uplift_published", "table", published,
          caption=f"uplift@{k_share} on {ucfg.published.outcome} / {published['arm_name'].iloc[0]}: the published "
-                 f"class-transformation figure (source and split in the table) next to each model here "
+                 f"class-transformation figure ({ucfg.published.source}; split in the table) next to each model here "
                  f"({level} bootstrap CI; 'random': null mean and quantiles). The splits differ, so the numbers are "
                  f"set side by side, not tested against each other.")
 register(run_dir, "hillstrom_policy_topk", "table", policy_k,

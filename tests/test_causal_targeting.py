@@ -50,6 +50,7 @@ def test_metric_keys_for_both_arms_and_the_earlier_keys(table):
 def test_published_figure_sits_next_to_ours(table):
     up, cfg = table
     pub = published_comparison(up, cfg)
-    assert pub["uplift_at_k"].iloc[0] == pytest.approx(0.066) and "scikit-uplift" in pub["source"].iloc[0]
+    assert pub["uplift_at_k"].iloc[0] == pytest.approx(0.066) and list(pub["source"].iloc[:2]) == ["published", "this study"]
+    assert "scikit-uplift" in cfg.causal.uplift.published.source
     assert list(pub["model"].iloc[1:]) == ["t_learner", "random"] and set(pub["arm_name"]) == {"womens_email"}
     assert np.isfinite(pub["uplift_at_k"]).all()

@@ -112,7 +112,8 @@ def qini_curves(df: pd.DataFrame) -> plt.Figure:
                                 label="random (null band)")
             ax.plot(g["share_targeted"], g["qini"], label=model, ls=":" if model == "random" else "-",
                     color="k" if model == "random" else None)
-        ax.set_title(f"{outcome}, arm {arm}", fontsize=8)
+        name = df.loc[(df["outcome"] == outcome) & (df["arm"] == arm), "arm_name"].iloc[0] if "arm_name" in df else ""
+        ax.set_title(f"{outcome}, arm {arm} {name}".rstrip(), fontsize=8)
         ax.set_xlabel("share targeted")
     axes[0][0].set_ylabel("Qini (incremental responders)")
     axes[0][-1].legend(fontsize=7)

@@ -75,10 +75,11 @@ def hillstrom_uplift(cfg: DictConfig) -> pd.DataFrame:
                                        n_train=len(Ytr)))
             p_treat = float(t.mean())
             for model, s in scorings.items():
-                curves.append(uplift.curve(y, t, s, model, int(ucfg.curve_points)).assign(outcome=outcome, arm=arm))
+                curves.append(uplift.curve(y, t, s, model, int(ucfg.curve_points)).assign(outcome=outcome, arm=arm,
+                                                                                           arm_name=ARM_NAMES[arm]))
                 pv = uplift.policy_values(y, t, s, list(ucfg.top_k), p_treat=p_treat)
                 policies.append(pv.assign(outcome=outcome, arm=arm, model=model))
-            curves.append(band.assign(outcome=outcome, arm=arm))
+            curves.append(band.assign(outcome=outcome, arm=arm, arm_name=ARM_NAMES[arm]))
             pv = _random_policy_values(y, t, list(ucfg.top_k), p_treat)
             policies.append(pv.assign(outcome=outcome, arm=arm, model="random"))
     df = pd.concat(frames, ignore_index=True)
@@ -119,13 +120,13 @@ def uplift_metrics(df: pd.DataFrame) -> dict[str, float]:
 def published_comparison(df: pd.DataFrame, cfg: DictConfig) -> pd.DataFrame:
     """Our uplift@k next to the published figure of ``causal.uplift.published`` (same outcome and arm).
 
-    One row for the published number (with its source) and one per model of ``df``
+    One row for the published number (its source is ``causal.uplift.published.source``) and one per model of ``df``
     (:func:`hillstrom_uplift`) on that outcome and arm, with the bootstrap CI (``random``: the
     null's mean and quantiles).
     """
     pub = cfg.causal.uplift.published
     ours = df[(df["outcome"] == pub.outcome) & (df["arm"] == int(pub.arm))]
-    rows = [dict(model=str(pub.model), source=str(pub.source), split=str(pub.split), uplift_at_k=float(pub.uplift_at_k),
+    rows = [dict(model=str(pub.model), source="published", split=str(pub.split), uplift_at_k=float(pub.uplift_at_k),
                  uplift_at_k_ci_low=np.nan, uplift_at_k_ci_high=np.nan)]
     rows += [dict(model=r["model"], source="this study", split=f"{int(r['n_train'])} train / {int(r['n_test'])} test",
                   uplift_at_k=r["uplift_at_k"], uplift_at_k_ci_low=r["uplift_at_k_ci_low"],
