@@ -91,12 +91,10 @@ def test_evaluate_rows_null_and_paired_interval():
 
 
 def test_random_policy_value_is_the_expectation_over_random_scorings():
-    from lib.causal.targeting import _random_policy_values
-
     y, t, _ = _planted(200, seed=3)
     rng = np.random.default_rng(0)
     draws = [uplift.policy_value(y, t, rng.random(len(y)), 0.3, 0.5) for _ in range(3000)]
-    expected = _random_policy_values(y, t, [0.3], 0.5).set_index("k")["value"]
+    expected = uplift.random_policy_values(y, t, [0.3], 0.5).set_index("k")["value"]
     assert expected[0.3] == pytest.approx(np.mean(draws), abs=4 * np.std(draws) / np.sqrt(len(draws)))
 
 

@@ -30,14 +30,6 @@ def _uplift_split(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame, list[str
     return train, test, list(design_matrix(df.head(1)).columns)
 
 
-def _random_policy_values(y: np.ndarray, t: np.ndarray, ks: list[float], p_treat: float) -> pd.DataFrame:
-    """Expected IPW value of e-mailing a random top-k share: each unit is targeted with probability m/n."""
-    every, none = (uplift.policy_value(y, t, np.zeros(len(y)), k, p_treat) for k in (1.0, 0.0))
-    ks = sorted({0.0, 1.0, *map(float, ks)})
-    share = [round(k * len(y)) / len(y) for k in ks]
-    return pd.DataFrame({"k": ks, "value": [s * every + (1 - s) * none for s in share]})
-
-
 def hillstrom_uplift(cfg: DictConfig) -> pd.DataFrame:
     """Targeting quality of each CATE model per outcome and e-mail arm on the RCT test split.
 
@@ -80,7 +72,7 @@ def hillstrom_uplift(cfg: DictConfig) -> pd.DataFrame:
                 pv = uplift.policy_values(y, t, s, list(ucfg.top_k), p_treat=p_treat)
                 policies.append(pv.assign(outcome=outcome, arm=arm, model=model))
             curves.append(band.assign(outcome=outcome, arm=arm, arm_name=ARM_NAMES[arm]))
-            pv = _random_policy_values(y, t, list(ucfg.top_k), p_treat)
+            pv = uplift.random_policy_values(y, t, list(ucfg.top_k), p_treat)
             policies.append(pv.assign(outcome=outcome, arm=arm, model="random"))
     df = pd.concat(frames, ignore_index=True)
     lead = ["outcome", "arm", "arm_name", "model", "n_test", "n_train"]

@@ -146,8 +146,7 @@ def ranking_scores(y: np.ndarray, t: np.ndarray, S: np.ndarray, k: float = 0.3,
                                                np.nan))
         if with_curves:
             out["curve"].append(np.concatenate([np.zeros((len(ss), 1)), qcurve], 1))
-    res = {key: np.concatenate(v) for key, v in out.items() if v}
-    return res
+    return {key: np.concatenate(v) for key, v in out.items() if v}
 
 
 def permutation_null(y: np.ndarray, t: np.ndarray, n_null: int, seed: int, k: float = 0.3,
@@ -266,3 +265,15 @@ def policy_values(y: np.ndarray, t: np.ndarray, score: np.ndarray, ks: list[floa
     """Policy value of treating the top k% for each ``k`` plus treat-all (k=1) and treat-none (k=0)."""
     ks = sorted({0.0, 1.0, *map(float, ks)})
     return pd.DataFrame({"k": ks, "value": [policy_value(y, t, score, k, p_treat) for k in ks]})
+
+
+def random_policy_values(y: np.ndarray, t: np.ndarray, ks: list[float], p_treat: float) -> pd.DataFrame:
+    """Expected IPW value of treating a random top-k share (k = 0 and 1 added), the policy values of random targeting.
+
+    A random ``m = round(k n)`` of ``n`` units is treated: each unit with probability ``m / n``, so
+    the expectation over random orderings is ``m/n * value(treat all) + (1 - m/n) * value(treat none)``.
+    """
+    every, none = (policy_value(y, t, np.zeros(len(y)), k, p_treat) for k in (1.0, 0.0))
+    ks = sorted({0.0, 1.0, *map(float, ks)})
+    share = [round(k * len(y)) / len(y) for k in ks]
+    return pd.DataFrame({"k": ks, "value": [s * every + (1 - s) * none for s in share]})
