@@ -127,26 +127,38 @@ def ranking_scores(y: np.ndarray, t: np.ndarray, S: np.ndarray, k: float = 0.3,
     t2 = np.broadcast_to(np.atleast_2d(np.asarray(t, dtype=np.int64)), S.shape)
     shared = np.ndim(y) == 1 and np.ndim(t) == 1
     norms = _normalisers(y2[:1], t2[:1]) if shared else None
+    out: dict[str, list[np.ndarray]] = {}
+    for rows in _blocks(S.shape):
+        block = _score_block(y2[rows], t2[rows], S[rows], k, norms or _normalisers(y2[rows], t2[rows]), with_curves)
+        for key, v in block.items():
+            out.setdefault(key, []).append(v)
+    return {key: np.concatenate(v) for key, v in out.items()}
+
+
+def _blocks(shape: tuple[int, int]) -> list[slice]:
+    """Row slices of about ``_CHUNK`` cells each."""
+    rows = max(1, _CHUNK // max(shape[1], 1))
+    return [slice(lo, lo + rows) for lo in range(0, shape[0], rows)]
+
+
+def _score_block(y: np.ndarray, t: np.ndarray, S: np.ndarray, k: float, norms: tuple[np.ndarray, ...],
+                 with_curves: bool) -> dict[str, np.ndarray]:
+    """:func:`ranking_scores` of one block of rows, given the rows' baseline and perfect areas."""
     n, m = S.shape[1], int(S.shape[1] * k)
     if not 1 <= m < n:
         raise ValueError(f"uplift@k needs 0 < k * n < n, got k={k} with n={n} units")
-    rows = max(1, _CHUNK // max(n, 1))
-    out: dict[str, list[np.ndarray]] = {"qini": [], "auuc": [], "uplift_at_k": [], "curve": []}
-    for lo in range(0, len(S), rows):
-        ys, ts, ss = _sort_rows(y2[lo:lo + rows], t2[lo:lo + rows], S[lo:lo + rows])
-        qa, ua, nt, yt, yc, qcurve = _ranked_curves(ys, ts, ss)
-        qb, qp, ub, upf = norms if shared else _normalisers(y2[lo:lo + rows], t2[lo:lo + rows])
-        n_t = ts.sum(1)
-        ok = (n_t > 0) & (n_t < n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["qini"].append(np.where(ok, (qa - qb) / (qp - qb), np.nan))
-            out["auuc"].append(np.where(ok, (ua - ub) / (upf - ub), np.nan))
-            top_t, top_c = nt[:, m - 1], m - nt[:, m - 1]
-            out["uplift_at_k"].append(np.where((top_t > 0) & (top_c > 0), yt[:, m - 1] / top_t - yc[:, m - 1] / top_c,
-                                               np.nan))
-        if with_curves:
-            out["curve"].append(np.concatenate([np.zeros((len(ss), 1)), qcurve], 1))
-    return {key: np.concatenate(v) for key, v in out.items() if v}
+    ys, ts, ss = _sort_rows(y, t, S)
+    qa, ua, nt, yt, yc, qcurve = _ranked_curves(ys, ts, ss)
+    qb, qp, ub, upf = norms
+    n_t = ts.sum(1)
+    ok = (n_t > 0) & (n_t < n)
+    top_t, top_c = nt[:, m - 1], m - nt[:, m - 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = {"qini": np.where(ok, (qa - qb) / (qp - qb), np.nan), "auuc": np.where(ok, (ua - ub) / (upf - ub), np.nan),
+               "uplift_at_k": np.where((top_t > 0) & (top_c > 0), yt[:, m - 1] / top_t - yc[:, m - 1] / top_c, np.nan)}
+    if with_curves:
+        out["curve"] = np.concatenate([np.zeros((len(ss), 1)), qcurve], 1)
+    return out
 
 
 def permutation_null(y: np.ndarray, t: np.ndarray, n_null: int, seed: int, k: float = 0.3,
@@ -181,14 +193,19 @@ def paired_bootstrap(y: np.ndarray, t: np.ndarray, scorings: dict[str, np.ndarra
     is a paired bootstrap of the model's gain over random targeting. Resamples without treated or
     control units give NaN.
     """
-    y, t = np.asarray(y), np.asarray(t)
+    y, t = np.asarray(y, dtype=np.int64), np.asarray(t, dtype=np.int64)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(y), (int(n_boot), len(y)))
     random_scores = np.take_along_axis(rng.random((int(n_boot), len(y))), idx, 1)
-    yb, tb = y[idx], t[idx]
-    out = {name: ranking_scores(yb, tb, np.asarray(s, dtype=float)[idx], k) for name, s in scorings.items()}
-    out["random"] = ranking_scores(yb, tb, random_scores, k)
-    return out
+    scorings = {**{name: np.asarray(s, dtype=float)[idx] for name, s in scorings.items()}, "random": random_scores}
+    out: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in scorings}
+    for rows in _blocks(idx.shape):
+        yb, tb = y[idx[rows]], t[idx[rows]]
+        norms = _normalisers(yb, tb)            # shared by every scoring of these resamples
+        for name, S in scorings.items():
+            for key, v in _score_block(yb, tb, S[rows], k, norms, False).items():
+                out[name].setdefault(key, []).append(v)
+    return {name: {key: np.concatenate(v) for key, v in d.items()} for name, d in out.items()}
 
 
 def p_value(null: np.ndarray, value: float) -> float:
