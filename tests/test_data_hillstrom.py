@@ -65,3 +65,19 @@ def test_history_text_orders_and_truncates():
     attrs = pd.DataFrame({"item_id": [1, 2, 3], "attr_ids": [[4], [5, 6], []]})
     text = history_text([3, 1, 2], attrs, max_items=2)
     assert text == "A user bought 3 items, the last 2 shown, oldest first: item 1 (attributes 4); item 2 (attributes 5 6)."
+
+
+def test_text_population_is_a_seeded_subsample_only_for_text():
+    from omegaconf import OmegaConf
+
+    df = hs.encode(raw_hillstrom(500)).sample(frac=1.0, random_state=3)   # row order must not matter
+    cfg = OmegaConf.create({"seed": 0, "model": {"text": {"max_customers": 120}}})
+    ids = hs.text_population(df, cfg)
+    assert len(ids) == 120 and np.all(np.diff(ids) > 0) and np.isin(ids, df.customer_id).all()
+    np.testing.assert_array_equal(ids, hs.text_population(df.sort_values("customer_id"), cfg))
+    # the draw of the former preparation-time cap, so earlier text exports keep their customers
+    ordered = df.sort_values("customer_id").reset_index(drop=True)
+    np.testing.assert_array_equal(ids, np.sort(ordered.sample(n=120, random_state=0).customer_id.to_numpy()))
+    assert not np.array_equal(ids, hs.text_population(df, OmegaConf.merge(cfg, {"seed": 1})))
+    everyone = OmegaConf.merge(cfg, {"model": {"text": {"max_customers": None}}})
+    np.testing.assert_array_equal(hs.text_population(df, everyone), np.arange(500))

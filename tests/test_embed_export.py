@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lib.config import compose
-from lib.data.hillstrom import CHANNELS, ZIP_CODES
+from lib.data.hillstrom import CHANNELS, ZIP_CODES, load_prepared, text_population
 from lib.embed.export import export_all
 from lib.embed.store import load_embeddings
 from lib.report.artefacts import load
@@ -57,7 +57,7 @@ def cfg(tmp_path_factory):
     return compose("smoke", [f"paths.processed={root / 'processed'}", f"paths.results={root / 'results'}",
                              "model.text.max_length=32", "model.text.finetune.max_steps=2",
                              "model.text.finetune.batch_size=8", "model.text.finetune.max_length=32",
-                             "model.text.predict.max_customers=null",
+                             "model.text.max_customers=60",
                              "model.embed.datasets=[beauty]", "model.embed.history_text_max_length=32",
                              "model.heads.max_epochs=2", "model.text.predict.outcomes=[visit]",
                              "model.text.finetune.outcome=visit", "trainer.max_epochs=1"])
@@ -69,6 +69,8 @@ def test_hillstrom_prediction_then_export(cfg, tmp_path):
     train(cfg)                                    # a tiny next-item checkpoint for seq_pretrained
     run_dir = tmp_path / "run"
     table = hillstrom_conversion(cfg, run_dir)
+    text_ids = text_population(load_prepared(cfg), cfg)          # 60 of the 80 prepared customers
+    assert len(text_ids) == 60 and (table["n_train"] + table["n_test"] == 60).all()
     assert set(table["model"]) == {"logreg_raw", "logreg_text_frozen", "text_lora"}
     assert table["auc"].between(0, 1).all() and (table["logloss"] > 0).all()
     raw = table.set_index("model").loc["logreg_raw", "auc"]
@@ -77,7 +79,7 @@ def test_hillstrom_prediction_then_export(cfg, tmp_path):
     assert "predict.hillstrom.visit.text_lora.auc" in metrics
     # the prediction table saved the frozen customer vectors for the export to reuse
     ids_p, emb_p, _ = load_embeddings(f"{cfg.paths.embeddings}/hillstrom__text_frozen")
-    assert np.array_equal(ids_p, np.arange(80)) and emb_p.shape == (80, 384)
+    assert np.array_equal(ids_p, text_ids) and emb_p.shape == (60, 384)
 
     paths = export_all(cfg, run_dir)
     assert len(paths) == 2 * (4 + 2)               # beauty x 4 variants + hillstrom frozen / lora, npz + json
@@ -92,7 +94,7 @@ def test_hillstrom_prediction_then_export(cfg, tmp_path):
     assert meta["init_checkpoint"] is not None and meta["checkpoint_sha256"] != meta["init_checkpoint_sha256"]
     ids_f, emb_f, _ = load_embeddings(f"{cfg.paths.embeddings}/hillstrom__text_frozen")
     ids_l, emb_l, meta_l = load_embeddings(f"{cfg.paths.embeddings}/hillstrom__text_lora")
-    assert np.array_equal(ids_f, np.arange(80)) and np.array_equal(ids_f, ids_l)  # every prepared customer
+    assert np.array_equal(ids_f, text_ids) and np.array_equal(ids_f, ids_l)  # the text population only
     assert len(meta_l["checkpoint_sha256"]) == 64
     assert not np.allclose(emb_f, emb_l)           # the adapters changed the vectors
     np.testing.assert_array_equal(emb_f, emb_p)    # reused, not embedded a second time

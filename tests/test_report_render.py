@@ -125,6 +125,7 @@ def full_metrics() -> dict[str, float]:
         "rct_gap.hillstrom.visit.raw.linear_dml.abs_error": 0.01, "rct_gap.hillstrom.visit.naive.abs_error": 0.03,
         "uplift.hillstrom.visit.t_learner.qini": 0.02, "uplift.hillstrom.visit.t_learner.auuc": 0.03,
         "uplift.hillstrom.visit.random.qini": 0.0, "uplift.hillstrom.visit.random.auuc": 0.0,
+        "uplift.hillstrom.visit.womens_email.t_learner.qini_p": 0.01,
         "walltime.01_prepare_data_s": 12.0,
     }
 
@@ -133,7 +134,7 @@ def test_check_metrics_schema_flags_missing_families():
     assert check_metrics_schema(full_metrics()) == []
     no_uplift = {k: v for k, v in full_metrics().items() if not k.startswith("uplift.")}
     assert check_metrics_schema(no_uplift) == ["uplift.hillstrom.*.*.qini", "uplift.hillstrom.*.*.auuc",
-                                               "uplift.hillstrom.*.random.qini"]
+                                               "uplift.hillstrom.*.random.qini", "uplift.hillstrom.*.*.*.qini_p"]
     no_naive = {k: v for k, v in full_metrics().items() if ".naive." not in k}
     assert check_metrics_schema(no_naive) == ["ate.*.none.naive.abs_bias", "rct_gap.hillstrom.*.naive.abs_error"]
     # a key with a missing segment does not count for its family

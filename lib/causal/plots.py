@@ -98,13 +98,22 @@ def rct_gap(df: pd.DataFrame) -> plt.Figure:
 
 
 def qini_curves(df: pd.DataFrame) -> plt.Figure:
-    """Qini curves per model, one panel per (outcome, arm); random targeting is the diagonal."""
+    """Qini curves per model, one panel per (outcome, arm), over the band of random targeting.
+
+    Rows of model ``random`` carry the permutation null: its mean curve (dotted) and, when the
+    columns ``qini_low`` / ``qini_high`` are present, the band between them (shaded).
+    """
     keys = list(dict.fromkeys(zip(df["outcome"], df["arm"])))
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3), squeeze=False)
     for ax, (outcome, arm) in zip(axes[0], keys):
         for model, g in df[(df["outcome"] == outcome) & (df["arm"] == arm)].groupby("model", sort=False):
-            ax.plot(g["share_targeted"], g["qini"], label=model, ls=":" if model == "random" else "-")
-        ax.set_title(f"{outcome}, arm {arm}", fontsize=8)
+            if model == "random" and "qini_low" in g:
+                ax.fill_between(g["share_targeted"], g["qini_low"], g["qini_high"], color="0.8",
+                                label="random (null band)")
+            ax.plot(g["share_targeted"], g["qini"], label=model, ls=":" if model == "random" else "-",
+                    color="k" if model == "random" else None)
+        name = df.loc[(df["outcome"] == outcome) & (df["arm"] == arm), "arm_name"].iloc[0] if "arm_name" in df else ""
+        ax.set_title(f"{outcome}, arm {arm} {name}".rstrip(), fontsize=8)
         ax.set_xlabel("share targeted")
     axes[0][0].set_ylabel("Qini (incremental responders)")
     axes[0][-1].legend(fontsize=7)

@@ -188,6 +188,32 @@ def encoding_table() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["column", "raw_value", "encoded"]).astype(str)
 
 
+def text_population(df: pd.DataFrame, cfg: DictConfig) -> np.ndarray:
+    """Sorted ids of the customers the text variants embed: a seeded draw of ``model.text.max_customers``.
+
+    MiniLM is the one costly step on Hillstrom, so only the text representations (the
+    prediction table and fine-tuning of :mod:`lib.train.text`, the ``hillstrom__text_*``
+    exports) run on this subsample; every other stage uses all customers of ``df``. The
+    draw is the one of ``df.sample(n, random_state=cfg.seed)`` on the table in customer order,
+    so a given table, cap and seed always give the same ids. ``null`` = every customer.
+
+    Examples
+    --------
+    >>> from omegaconf import OmegaConf
+    >>> df = pd.DataFrame({"customer_id": np.arange(10, 20)})
+    >>> text_population(df, OmegaConf.create({"seed": 0, "model": {"text": {"max_customers": 3}}}))
+    array([12, 14, 18])
+    >>> len(text_population(df, OmegaConf.create({"seed": 0, "model": {"text": {"max_customers": None}}})))
+    10
+    """
+    ids = np.sort(df["customer_id"].to_numpy(np.int64))
+    cap = cfg.model.text.max_customers
+    if cap is None or len(ids) <= int(cap):
+        return ids
+    pick = np.random.RandomState(int(cfg.seed)).choice(len(ids), int(cap), replace=False)
+    return np.sort(ids[pick])
+
+
 def load_prepared(cfg: DictConfig) -> pd.DataFrame:
     """The ``hillstrom.parquet`` table written by notebook 01."""
     path = Path(cfg.paths.processed) / "hillstrom" / "hillstrom.parquet"

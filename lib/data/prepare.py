@@ -138,10 +138,10 @@ def _prepare_into(cfg: DictConfig, out: Path, warnings: list[str]) -> dict[str, 
         c, details[source] = prepare_events(cfg, source, out)
         counts.update(c)
     hs = hillstrom.read_hillstrom(data_file(cfg, "hillstrom"), cfg.data.hillstrom.test_size, cfg.seed)
-    cap = cfg.data.hillstrom.max_customers
+    cap = cfg.data.hillstrom.smoke_max_customers
     if cap is not None and len(hs) > int(cap):
-        # one seeded population for every downstream stage (text embeddings, causal estimates),
-        # drawn after the stratified split so split labels are those of the full experiment
+        # smoke preset only (study presets keep all customers): drawn after the stratified split,
+        # so split labels are those of the full experiment
         hs = hs.sample(n=int(cap), random_state=cfg.seed).sort_values("customer_id").reset_index(drop=True)
     write_parquet(hs, out / "hillstrom" / "hillstrom.parquet")
     counts["hillstrom/hillstrom"] = len(hs)

@@ -9,7 +9,8 @@ from their history ``items[:-2]`` only):
   (:func:`lib.train.causal.finetune_sequence_encoder`);
 * ``text_frozen`` — MiniLM over :func:`lib.data.text.history_text`.
 
-For Hillstrom customers: ``text_frozen`` over :func:`lib.data.text.customer_sentence`, plus
+For Hillstrom customers (the seeded subsample :func:`lib.data.hillstrom.text_population` of
+``model.text.max_customers``): ``text_frozen`` over :func:`lib.data.text.customer_sentence`, plus
 ``text_lora`` / ``text_full`` from the encoders fine-tuned by :mod:`lib.train.text`.
 Every file records the config that produced it, the sha256 of its checkpoint and the prepared
 table its units came from (:func:`lib.embed.store.load_for` checks them before use).
@@ -51,6 +52,9 @@ def prepared_table(cfg: Any, population: str) -> tuple[Path, str]:
 
 def customer_text_embeddings(cfg: Any, df: pd.DataFrame, save: bool = False) -> np.ndarray:
     """Frozen MiniLM vectors of ``df``'s customer sentences, in row order.
+
+    Callers pass the text population (:func:`lib.data.hillstrom.text_population`), never the
+    whole table: the vectors cost MiniLM time per customer.
 
     Reuses ``hillstrom__text_frozen`` when it was exported with the same text settings from the
     same prepared table and covers every customer of ``df`` (the Hillstrom prediction table and
@@ -132,12 +136,17 @@ def _seq_population(cfg: Any, dataset: str, run_dir: Path) -> dict[str, Callable
 
 
 def _hillstrom_population(cfg: Any) -> dict[str, Callable[[], tuple]]:
-    """Producers for the Hillstrom customers (a seeded subsample when configured)."""
-    from lib.data.hillstrom import load_prepared
+    """Producers for the Hillstrom customers of :func:`lib.data.hillstrom.text_population`.
+
+    Every Hillstrom variant is a text one, so the export covers the seeded subsample of
+    ``model.text.max_customers`` customers (all when null), not the whole prepared table.
+    """
+    from lib.data.hillstrom import load_prepared, text_population
     from lib.data.text import customer_sentence
     from lib.train.text import load_text_encoder, text_checkpoint_path
 
     df = load_prepared(cfg)
+    df = df[df["customer_id"].isin(text_population(df, cfg))]
     ids = df["customer_id"].to_numpy(np.int64)
     tcfg = cfg.model.text
 

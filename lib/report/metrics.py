@@ -6,7 +6,10 @@ Keys (all flat, dot separated; see README "metrics.json"):
 * ``ate.<benchmark>.<representation>.<estimator>.abs_bias`` / ``.rel_bias`` / ``.coverage``
 * ``rct_gap.hillstrom.<outcome>.<representation>.<estimator>.abs_error`` and
   ``rct_gap.hillstrom.<outcome>.naive.abs_error``
-* ``uplift.hillstrom.<outcome>.<model>.qini`` / ``.auuc`` (model ``random`` included)
+* ``uplift.hillstrom.<outcome>.<arm>.<model>.qini`` / ``.auuc`` / ``.qini_p`` /
+  ``.qini_minus_random_ci_low`` / ``.qini_minus_random_ci_high`` (arm ``mens_email`` or
+  ``womens_email``; model ``random``, the permutation null's mean, has qini / auuc only), and the
+  earlier ``uplift.hillstrom.<outcome>.<model>.qini`` / ``.auuc`` of the Mens E-Mail arm
 * ``walltime.<notebook>_s`` (from each run's ``manifest.json``) and ``walltime.study_s``
 """
 from __future__ import annotations
@@ -26,7 +29,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "rct_gap": (rf"rct_gap\.hillstrom\.{_SEG}\.{_SEG}\.{_SEG}\.abs_error",
                 rf"rct_gap\.hillstrom\.{_SEG}\.naive\.abs_error"),
     "uplift": (rf"uplift\.hillstrom\.{_SEG}\.{_SEG}\.qini", rf"uplift\.hillstrom\.{_SEG}\.{_SEG}\.auuc",
-               rf"uplift\.hillstrom\.{_SEG}\.random\.qini"),
+               rf"uplift\.hillstrom\.{_SEG}\.random\.qini", rf"uplift\.hillstrom\.{_SEG}\.{_SEG}\.{_SEG}\.qini_p"),
     "walltime": (r"walltime\.[^.]+_s",),
 }
 
@@ -46,7 +49,7 @@ def check_metrics_schema(metrics: Mapping[str, Any]) -> list[str]:
     ... # doctest: +NORMALIZE_WHITESPACE
     ['nextitem.*.*.hr@10', 'nextitem.*.*.ndcg@10', 'ate.*.*.*.abs_bias', 'ate.*.*.*.rel_bias',
      'ate.*.*.*.coverage', 'ate.*.none.naive.abs_bias', 'rct_gap.hillstrom.*.*.*.abs_error',
-     'rct_gap.hillstrom.*.naive.abs_error', 'uplift.hillstrom.*.*.auuc']
+     'rct_gap.hillstrom.*.naive.abs_error', 'uplift.hillstrom.*.*.auuc', 'uplift.hillstrom.*.*.*.qini_p']
     """
     missing = []
     for patterns in REQUIRED.values():

@@ -3,7 +3,8 @@
 A customer's pre-treatment covariates are rendered as an English sentence
 (:func:`lib.data.text.customer_sentence`); :class:`TextClassifier` reads it with MiniLM
 (``lora`` or ``full`` mode) and a linear head and is trained with a real Lightning Trainer on
-the train split. :func:`hillstrom_conversion` reports test-split AUC and log-loss for
+the train split. :func:`hillstrom_conversion` reports test-split AUC and log-loss, on the
+customers of :func:`lib.data.hillstrom.text_population` (``model.text.max_customers``), for
 
 * ``logreg_raw`` — logistic regression on the numeric design matrix;
 * ``logreg_text_frozen`` — logistic regression on frozen MiniLM vectors;
@@ -140,13 +141,6 @@ def load_text_encoder(text_cfg: Any, path: str | Path) -> TextEncoder:
     return enc.eval()
 
 
-def subsample_customers(df: pd.DataFrame, max_customers: int | None, seed: int) -> pd.DataFrame:
-    """A seeded random subset of rows (all rows when ``max_customers`` is None), in customer order."""
-    if max_customers is None or len(df) <= int(max_customers):
-        return df
-    return df.sample(n=int(max_customers), random_state=seed).sort_values("customer_id")
-
-
 def _scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     p = np.clip(p, 1e-7, 1 - 1e-7)
     auc = roc_auc_score(y, p) if len(np.unique(y)) == 2 else float("nan")
@@ -159,12 +153,13 @@ def hillstrom_conversion(cfg: Any, run_dir: str | Path) -> pd.DataFrame:
     Registers the table ``hillstrom_prediction`` and records
     ``predict.hillstrom.<outcome>.<model>.auc`` / ``.logloss``.
     """
-    from lib.data.hillstrom import design_matrix, load_prepared
+    from lib.data.hillstrom import design_matrix, load_prepared, text_population
     from lib.data.text import customer_sentence
     from lib.report.artefacts import record_metrics, register
 
     tcfg = cfg.model.text
-    df = subsample_customers(load_prepared(cfg), tcfg.predict.max_customers, cfg.seed)
+    df = load_prepared(cfg)
+    df = df[df["customer_id"].isin(text_population(df, cfg))]   # MiniLM's budget: model.text.max_customers
     train, test = df[df["split"] == "train"], df[df["split"] == "test"]
     for name, part in (("train", train), ("test", test)):
         if part.empty:
