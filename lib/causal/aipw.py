@@ -44,6 +44,18 @@ def _train_heads(Z: np.ndarray, T: np.ndarray, Y: np.ndarray, hcfg: Any, seed: i
     return heads
 
 
+def aipw_scores(y: np.ndarray, t: np.ndarray, e: np.ndarray, mu0: np.ndarray, mu1: np.ndarray,
+                clip: float) -> np.ndarray:
+    """Per-unit AIPW scores ``psi`` (their mean is the ATE) from out-of-fold ``e``, ``mu0``, ``mu1``.
+
+    >>> aipw_scores(np.array([1.0, 0.0]), np.array([1, 0]), np.array([0.5, 0.5]),
+    ...             np.array([0.0, 0.0]), np.array([1.0, 1.0]), clip=0.01).tolist()
+    [1.0, 1.0]
+    """
+    e = np.clip(e, clip, 1 - clip)
+    return mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
+
+
 def aipw_heads(Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: np.ndarray | None, ccfg: Any,
                seed: int) -> tuple[dict[int, tuple[float, float, float, float]], dict[int, np.ndarray], list]:
     """Cross-fitted AIPW per arm vs control; returns ``({arm: (ate, lo, hi, se)}, {arm: cate}, heads)``.
@@ -65,9 +77,7 @@ def aipw_heads(Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: np.ndarray
         for f, (tr, te) in enumerate(folds):
             heads = _train_heads(Z[pair[tr]], t[tr], Y[pair[tr]], hcfg, seed + f)
             p = {k: v.numpy().astype(np.float64) for k, v in heads.predict(torch.as_tensor(Z[pair[te]], dtype=torch.float32)).items()}
-            e = np.clip(p["e"], clip, 1 - clip)
-            y, tt = Y[pair[te]], t[te]
-            psi[te] = p["mu1"] - p["mu0"] + tt * (y - p["mu1"]) / e - (1 - tt) * (y - p["mu0"]) / (1 - e)
+            psi[te] = aipw_scores(Y[pair[te]], t[te], p["e"], p["mu0"], p["mu1"], clip)
             tau[pair[te]] = p["mu1"] - p["mu0"]
             if f == 0:
                 rest = np.setdiff1d(np.arange(len(Y)), pair)

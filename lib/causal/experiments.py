@@ -14,7 +14,7 @@ are attached as ``df.attrs``.
 
 No representation sees the outcome of the units it adjusts: ``seq_finetuned`` is fitted on
 K-1 folds of each simulation seed and setting and encodes the held-out fold
-(:func:`lib.train.seq_nuisance.crossfit_vectors`); every other representation is built without T or Y.
+(:func:`lib.train.causal.crossfit_finetuned_vectors`); every other representation is built without T or Y.
 """
 from __future__ import annotations
 
@@ -60,12 +60,23 @@ def _overlap_or_refusal(T: np.ndarray, X: np.ndarray | None, W: Any, seed: int, 
         return None, str(err)
 
 
-def _finetuned_W(cfg: DictConfig, dataset: str, seqs: pd.DataFrame, meta: dict, data: Any, seed: int) -> np.ndarray:
+def _finetuned_W(cfg: DictConfig, dataset: str, hist: list, attrs: pd.DataFrame, meta: dict, data: Any,
+                 seed: int) -> np.ndarray:
     """Out-of-fold vectors of the sequence encoder fine-tuned on this seed's T and Y (``causal.crossfit``)."""
-    from lib.train.seq_nuisance import crossfit_vectors
+    from lib.train.causal import best_nextitem_checkpoint, crossfit_finetuned_vectors
+    from lib.train.datamodule import attribute_table, left_pad
 
-    vectors = crossfit_vectors(cfg, dataset, seqs, meta, data.T, data.Y, seed)
-    return reduce_W(np.asarray(vectors, dtype=np.float64), cfg.causal.pca_dim, seed)
+    xcfg = cfg.causal.crossfit
+    init = best_nextitem_checkpoint(cfg, dataset) if xcfg.init == "pretrained" else None
+    if xcfg.init == "pretrained" and init is None:
+        raise RepresentationUnavailable(f"seq_finetuned starts from the next-item checkpoint of {dataset}, and there is "
+                                        f"none under {cfg.paths.checkpoints}: run notebook 02 or set causal.crossfit.init=scratch")
+    n_items = int(meta["n_items"])
+    fitted = crossfit_finetuned_vectors(left_pad(hist, int(xcfg.max_len)).numpy(), data.T, data.Y, int(xcfg.folds),
+                                        seed, cfg.model, cfg.model.heads, n_items,
+                                        item_attrs=attribute_table(attrs, n_items), n_attrs=int(meta.get("n_attrs", 0)),
+                                        init_checkpoint=init, n_threads=int(cfg.causal.n_jobs))
+    return reduce_W(np.asarray(fitted.vectors, dtype=np.float64), cfg.causal.pca_dim, seed)
 
 
 def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
@@ -108,7 +119,10 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
                               history_cfg=ccfg.history_features)
             reps = dict(Ws)
             if "seq_finetuned" in grid.representations:
-                reps["seq_finetuned"] = _finetuned_W(cfg, dataset, seqs, meta, data, seed)
+                try:
+                    reps["seq_finetuned"] = _finetuned_W(cfg, dataset, hist, attrs, meta, data, seed)
+                except RepresentationUnavailable as err:
+                    print(f"[causal] skipping representation 'seq_finetuned': {err}")
             X = data.X.to_numpy(np.float64)
             for rep, W in reps.items():
                 kinds = nuisance_kinds(ccfg, rep)

@@ -119,11 +119,11 @@ class CausalHeads(nn.Module):
 
 def build_heads(heads_cfg, in_dim: int, y: np.ndarray | None = None) -> CausalHeads:
     """:class:`CausalHeads` from the ``model.heads`` config; ``auto`` loss picks bce for 0/1 ``y``."""
-    loss = heads_cfg.outcome_loss
+    loss = heads_cfg["outcome_loss"]
     if loss == "auto":
         loss = "bce" if y is not None and is_binary(y) else "mse"
-    heads = CausalHeads(in_dim, hidden=heads_cfg.hidden, dropout=heads_cfg.dropout,
-                        alpha=heads_cfg.alpha, outcome_loss=loss)
+    heads = CausalHeads(in_dim, hidden=heads_cfg["hidden"], dropout=heads_cfg["dropout"],
+                        alpha=heads_cfg["alpha"], outcome_loss=loss)
     if y is not None:
         heads.set_outcome_scale(y)
     return heads

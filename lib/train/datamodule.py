@@ -44,6 +44,31 @@ def left_pad(seqs: Sequence[Sequence[int]], length: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+def item_id_tensor(padded: np.ndarray | torch.Tensor, n_items: int, source: str) -> torch.Tensor:
+    """``[n, L]`` LongTensor of left-padded item ids, validated (0 = padding, items ``1..n_items``).
+
+    Float arrays holding whole numbers are accepted, because EconML may cast its ``W`` to float64.
+
+    >>> item_id_tensor(np.array([[0.0, 3.0], [1.0, 2.0]]), 3, "W").tolist()
+    [[0, 3], [1, 2]]
+    >>> item_id_tensor(np.array([[0, 4]]), 3, "W")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    lib.errors.InputError: W: column 'item ids' holds 4 at row 0, column 1, outside 0..3...
+    """
+    a = padded.numpy() if isinstance(padded, torch.Tensor) else np.asarray(padded)
+    fix = "pass left-padded item ids (lib.train.datamodule.left_pad) of the catalogue the encoder was built for"
+    if a.ndim != 2 or a.dtype.kind not in "iuf":
+        raise InputError(source, "item ids", f"must be a 2-D numeric array [units, max_len], got shape "
+                         f"{a.shape} of dtype {a.dtype}", fix)
+    bad = ~np.isfinite(a) | (a != np.round(a)) | (a < 0) | (a > n_items) if a.dtype.kind == "f" \
+        else (a < 0) | (a > n_items)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise InputError(source, "item ids", f"holds {a[row, col]} at row {row}, column {col}, outside "
+                         f"0..{n_items} or not a whole number", fix)
+    return torch.from_numpy(a.astype(np.int64))
+
+
 def attribute_table(item_attributes: pd.DataFrame | None, n_items: int) -> torch.Tensor | None:
     """``[n_items + 1, A]`` attribute ids per item (row 0 = padding), 0-padded; None without attributes."""
     if item_attributes is None or len(item_attributes) == 0:
