@@ -82,7 +82,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         torch.set_num_threads(int(cfg.trainer.cpu_threads))
     L.seed_everything(cfg.seed, workers=True)
     datamodule, item_attrs, meta = from_config(cfg)
-    module = NextItemModule(cfg.model, datamodule.n_items, item_attrs, int(meta.get("n_attrs", 0)))
+    module = NextItemModule(cfg.model, datamodule.n_items, item_attrs, int(meta.get("n_attrs", 0)),
+                            item_counts=datamodule.item_counts)
     run_dir = Path(cfg.paths.checkpoints) / run_name(cfg)
     trainer, best = build_trainer(cfg, run_dir)
     last = run_dir / "last.ckpt"
