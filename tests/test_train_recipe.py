@@ -118,3 +118,30 @@ def test_csv_log_has_a_cumulative_wall_clock_that_continues_after_resume(tmp_pat
     assert len(wall) == 2 and wall[0]["epoch"].tolist() == [0, 1] and wall[1]["epoch"].tolist() == [2, 3]
     series = pd.concat(wall)["time/wall_s"].to_numpy()
     assert (series > 0).all() and (series[1:] > series[:-1]).all()   # resumed clock starts where it stopped
+
+
+def test_training_flops_hand_computed(tmp_path):
+    from lib.bench.train_bench import train_flops_per_sequence
+
+    cfg = cfg_dict(tmp_path, "model.size=tiny", "model.loss=sampled", "model.n_negatives=9", "model.ffn=swiglu",
+                   "model.ff_mult=2")
+    # tiny: H=32, 1 block; F=64; 3 tokens (causal: 2 attended on average), 2 targets, 10 candidates
+    per_token = 8 * 32 * 32 + 6 * 32 * 64 + 4 * 2 * 32
+    assert train_flops_per_sequence(cfg, 100, 3, 2) == 3 * (3 * per_token + 2 * 2 * 32 * 10)
+
+
+def test_best_checkpoint_of_the_new_recipe_is_chosen_by_validation_and_reloads(tmp_path):
+    from lib.train.causal import best_nextitem_checkpoint
+    from lib.train.nextitem import load_model
+
+    write_prepared(tmp_path / "processed")
+    weak, _ = train(config(tmp_path, "trainer.max_epochs=1", "trainer.run_name=weak", "model.lr=1e-4"))
+    strong, _ = train(config(tmp_path, "trainer.max_epochs=6", "trainer.run_name=strong", "model.loss=sampled",
+                             "model.n_negatives=16", "model.norm_first=true", "model.lr=1e-2",
+                             "model.lr_schedule=cosine", "model.warmup_steps=3"))
+    assert strong["best/val/ndcg@10"] > weak["best/val/ndcg@10"]
+    cfg = config(tmp_path)
+    chosen = best_nextitem_checkpoint(cfg, "synthetic")
+    assert str(chosen) == strong["best_ckpt"]
+    model = load_model(chosen)
+    assert model.norm_first and model.encode(torch.tensor([[1, 2, 3]])).shape == (1, model.hidden_size)

@@ -144,14 +144,18 @@ class NextItemModule(L.LightningModule):
             raise ValueError("model.negatives=popularity needs item_counts (SeqDataModule.item_counts)")
         return torch.multinomial(self.neg_weights, n, replacement=True).to(device)
 
-    def training_loss(self, seq: torch.Tensor) -> torch.Tensor:
-        """Mean loss over predicted positions of a ``[B, max_len + 1]`` training batch."""
+    def training_loss(self, seq: torch.Tensor, trim: bool = True) -> torch.Tensor:
+        """Mean loss over predicted positions of a ``[B, max_len + 1]`` training batch.
+
+        ``trim=False`` runs the model on the full padded width (same loss; the benchmark's baseline).
+        """
+        cut = trim_padding if trim else (lambda x: x)
         if self.model.arch == "sasrec":
-            seq = trim_padding(seq)
+            seq = cut(seq)
             inputs, targets = seq[:, :-1], seq[:, 1:]
             targets = torch.where((inputs != PAD) & (targets != PAD), targets, torch.full_like(targets, -100))
         else:  # the last max_len items (trimmed afterwards, so no real item is cut)
-            inputs, targets = self._masked_inputs(trim_padding(seq[:, 1:]))
+            inputs, targets = self._masked_inputs(cut(seq[:, 1:]))
         hidden = self.model(inputs)
         keep = targets != -100
         hidden, targets = hidden[keep], targets[keep]
