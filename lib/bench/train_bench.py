@@ -82,7 +82,7 @@ def plain_rate(cfg, steps: int, warmup: int, n_users: int, n_items: int) -> tupl
     module, dm = synthetic_module(cfg, n_users, n_items, cfg.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
     module.to(device).train()
-    opt = module.configure_optimizers()
+    opt = module.configure_optimizers()["optimizer"]
     loader, done, epoch, start = dm.train_dataloader(), 0, 0, None
     while done < warmup + steps:
         loader.sampler.set_epoch(epoch)
