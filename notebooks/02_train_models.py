@@ -58,8 +58,9 @@ for dataset, table in results.groupby("dataset", sort=False):
                      "item ranked against all items (no sampled negatives, history items not removed, ties "
                      "counted against the model). Transformers use the checkpoint with the best validation "
                      "NDCG@10; baselines are fitted on each user's history before the test item. Rows whose "
-                     "source is not this study are published results on the same S3-Rec files and protocol "
-                     "(conf/report published_nextitem; blank = not reported).")
+                     "source is not this study are published results on the same S3-Rec files and leave-one-out "
+                     "split (conf/report published_nextitem; blank = not reported); their evaluation code, from "
+                     "S3-Rec, drops each user's history items from the candidates, which ours does not.")
 record_metrics(run_dir, {f"nextitem.{r['dataset']}.{r['model']}.{m.lower()}": r[m]
                          for r in rows[:ours] for m in r if "@" in m})
 
