@@ -24,26 +24,30 @@ from lib.data.sequences import load_prepared
 from lib.eval.baselines import ItemKNN, Popularity, evaluate
 from lib.io import write_json
 from lib.report.artefacts import record_metrics, register
-from lib.train.plots import read_curves
-from lib.train.run import launch, results_row
+from lib.train.plots import add_test_points, read_curves
+from lib.train.run import launch, published_rows, results_row
 
 ks = tuple(cfg.model.ks)
 rows, runs, curves = [], {}, []
 for dataset in cfg.trainer.datasets:
     sequences, _, meta = load_prepared(cfg, dataset)
     for name, baseline in (("popularity", Popularity()), ("itemknn", ItemKNN(cfg.model.knn_neighbours))):
-        rows.append(results_row(dataset, name, evaluate(baseline, sequences, meta["n_items"], "test", ks), ks))
+        rows.append({**results_row(dataset, name, evaluate(baseline, sequences, meta["n_items"], "test", ks), ks),
+                     "source": "this study"})
     for arch in cfg.model.compare:
         if dataset not in (cfg.model.compare_datasets or {}).get(arch, [dataset]):
             continue
         out = run_dir / "runs" / f"{dataset}__{arch}.json"
         metrics = launch(preset, [*overrides, f"trainer.dataset={dataset}", f"model.arch={arch}"], out)
         runs[f"{dataset}/{arch}"] = metrics
-        rows.append(results_row(dataset, arch, metrics, ks))
-        curves.append(read_curves(metrics["run_dir"], dataset=dataset, model=arch))
+        rows.append({**results_row(dataset, arch, metrics, ks), "source": "this study"})
+        curves.append(add_test_points(read_curves(metrics["run_dir"], dataset=dataset, model=arch), metrics,
+                                      dataset=dataset, model=arch))
         print(f"{dataset} {arch}: {metrics['epochs']} epochs, {metrics['wall_s']:.0f}s, best {metrics['best_ckpt']}")
 write_json(run_dir / "nextitem_runs.json", runs)
-results = pd.DataFrame(rows, columns=["dataset", "model", *(f"{m}@{k}" for k in ks for m in ("HR", "NDCG"))])
+ours = len(rows)
+rows += published_rows(list(cfg.report.published_nextitem), list(cfg.trainer.datasets), ks)
+results = pd.DataFrame(rows, columns=["dataset", "model", *(f"{m}@{k}" for k in ks for m in ("HR", "NDCG")), "source"])
 print(results.round(4).to_string(index=False) if rows else "no next-item data sets (trainer.datasets is empty)")
 
 # %%
@@ -53,9 +57,12 @@ for dataset, table in results.groupby("dataset", sort=False):
              caption=f"Next-item results on Amazon {dataset.capitalize()} ({n_users} users): leave-one-out test "
                      "item ranked against all items (no sampled negatives, history items not removed, ties "
                      "counted against the model). Transformers use the checkpoint with the best validation "
-                     "NDCG@10; baselines are fitted on each user's history before the test item.")
+                     "NDCG@10; baselines are fitted on each user's history before the test item. Rows whose "
+                     "source is not this study are published results on the same S3-Rec files and leave-one-out "
+                     "split (conf/report published_nextitem; blank = not reported); their evaluation code, from "
+                     "S3-Rec, drops each user's history items from the candidates, which ours does not.")
 record_metrics(run_dir, {f"nextitem.{r['dataset']}.{r['model']}.{m.lower()}": r[m]
-                         for r in rows for m in r if "@" in m})
+                         for r in rows[:ours] for m in r if "@" in m})
 
 # %%
 if curves:
@@ -64,8 +71,18 @@ if curves:
              caption="Training loss (full-softmax cross-entropy) and validation loss / NDCG@10 per epoch for "
                      "every data set and transformer, read from Lightning's CSV logs (a resumed run continues "
                      "its curve).")
-    from lib.train.plots import plot_learning_curves
+    from lib.train.plots import compute_table, plot_learning_curves, plot_quality_vs_compute
     plot_learning_curves(curves);
+    register(run_dir, "nextitem_compute", "table", compute_table(curves),
+             caption="Quality against compute per data set and transformer (one seed): epochs trained, fit wall "
+                     "clock per epoch on this machine (training + validation), best validation NDCG@10, the epoch "
+                     "and wall-clock hours at which it was reached, and the test NDCG@10 of that checkpoint.")
+    register(run_dir, "quality_vs_compute", "figure", curves, plot="lib.train.plots:plot_quality_vs_compute",
+             caption="Validation NDCG@10 (full ranking) against training epochs and fit wall-clock hours; the star "
+                     "is the test NDCG@10 of the checkpoint chosen on validation. One seed per run, so no error "
+                     "bars; a curve still rising at its right end was stopped by the epoch budget, not by early "
+                     "stopping.")
+    plot_quality_vs_compute(curves);
 
 # %% [markdown]
 # ## Embeddings for the causal study

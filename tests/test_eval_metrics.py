@@ -84,3 +84,21 @@ def test_item_knn_beats_popularity_on_a_successor_pattern():
     knn = evaluate(ItemKNN(20), df, 30, "test", ks=(10,))
     pop = evaluate(Popularity(), df, 30, "test", ks=(10,))
     assert knn["hr@10"] > 0.9 > pop["hr@10"] + 0.3
+
+
+@pytest.mark.parametrize("k", [1, 5, 10])
+def test_metrics_agree_with_torchmetrics_retrieval_on_random_scores(k):
+    from torchmetrics.retrieval import RetrievalHitRate, RetrievalNormalizedDCG
+
+    gen = torch.Generator().manual_seed(k)
+    n, c = 200, 50
+    scores = torch.rand(n, c, generator=gen, dtype=torch.float64)   # continuous: no ties
+    targets = torch.randint(0, c, (n,), generator=gen)
+    relevant = torch.zeros(n, c, dtype=torch.bool)
+    relevant[torch.arange(n), targets] = True
+    indexes = torch.arange(n)[:, None].expand(n, c)                  # one query per row
+    ndcg = RetrievalNormalizedDCG(top_k=k)(scores.flatten(), relevant.flatten(), indexes=indexes.flatten())
+    hr = RetrievalHitRate(top_k=k)(scores.flatten(), relevant.flatten(), indexes=indexes.flatten())
+    assert ndcg_at_k(scores, targets, k) == pytest.approx(float(ndcg), abs=1e-6)
+    assert hit_rate_at_k(scores, targets, k) == pytest.approx(float(hr), abs=1e-6)
+    assert 0 < float(hr) < 1   # the check is not vacuous

@@ -7,7 +7,15 @@ for ``steps`` optimiser steps after ``warmup`` steps; the ratio
 (goal >= 0.95). Encoding throughput is :meth:`SeqRecModel.encode` under ``inference_mode``
 over the same histories, i.e. the cost of exporting user embeddings.
 
-``python -m lib.bench.train_bench [--preset smoke] [-o key=value ...]`` prints one table.
+:func:`recipe_table` measures what the speed work buys in the same run, as a chain of plain
+training loops on Beauty-like histories (mean length 8.9, max_len padding): the old
+configuration (explicit-softmax attention, every batch padded to ``max_len``, AdamW looping
+over tensors), then ``sdpa`` attention, then dropping all-padding columns per batch, then the
+fused AdamW kernel (the current code path), then bf16 autocast on the CPU. It reports
+sequences/s, the implied seconds per Beauty epoch (22,363 users) and achieved model FLOP/s from
+:func:`train_flops_per_sequence` (analytic; MFU needs a peak, which a shared CPU does not have).
+
+``python -m lib.bench.train_bench [--preset smoke] [-o key=value ...]`` prints both tables.
 """
 from __future__ import annotations
 
@@ -22,14 +30,23 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from lib.config import compose
+from lib.models.seq import seq_config
 from lib.train.datamodule import SeqDataModule
 from lib.train.nextitem import NextItemModule
 
+BEAUTY_USERS = 22363     # users of the S3-Rec Beauty file (one training sequence each per epoch)
+BEAUTY_MEAN_LENGTH = 8.9  # mean items per user there (5-core): 3 + 5.9 on average
 
-def synthetic_module(cfg, n_users: int, n_items: int, seed: int) -> tuple[NextItemModule, SeqDataModule]:
-    """Random-walk histories of length ``max_len + 3`` (every position is a target)."""
+
+def synthetic_module(cfg, n_users: int, n_items: int, seed: int,
+                     beauty_like: bool = False) -> tuple[NextItemModule, SeqDataModule]:
+    """Random item histories of length ``max_len + 3`` (every position is a target), or with
+    ``beauty_like`` of geometric lengths >= 5 with Beauty's mean (most rows are padding)."""
     rng = np.random.default_rng(seed)
-    items = rng.integers(1, n_items + 1, size=(n_users, cfg.model.max_len + 3)).tolist()
+    full = cfg.model.max_len + 3
+    lengths = (np.minimum(full, 4 + rng.geometric(1 / (BEAUTY_MEAN_LENGTH - 4), n_users)) if beauty_like
+               else np.full(n_users, full))
+    items = [rng.integers(1, n_items + 1, size=int(n)).tolist() for n in lengths]
     df = pd.DataFrame({"user_id": np.arange(n_users), "items": items,
                        "valid_item": [s[-2] for s in items], "test_item": [s[-1] for s in items]})
     dm = SeqDataModule(df, n_items, cfg.model.max_len, cfg.trainer.batch_size, cfg.trainer.eval_batch_size, 0, seed)
@@ -65,7 +82,7 @@ def plain_rate(cfg, steps: int, warmup: int, n_users: int, n_items: int) -> tupl
     module, dm = synthetic_module(cfg, n_users, n_items, cfg.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
     module.to(device).train()
-    opt = module.configure_optimizers()
+    opt = module.configure_optimizers()["optimizer"]
     loader, done, epoch, start = dm.train_dataloader(), 0, 0, None
     while done < warmup + steps:
         loader.sampler.set_epoch(epoch)
@@ -99,6 +116,87 @@ def encode_rate(module: NextItemModule, dm: SeqDataModule, repeats: int = 3) -> 
             for i in range(0, len(hist), bs):
                 model.encode(hist[i:i + bs])
     return repeats * len(hist) / (time.perf_counter() - start)
+
+
+def train_flops_per_sequence(model_cfg, n_items: int, tokens: float, targets: float) -> float:
+    """Analytic training FLOPs (forward + backward = 3 x forward) of one sequence.
+
+    ``tokens`` real (non-padding) input positions and ``targets`` predicted positions; a
+    multiply-add is 2 FLOPs. Per token and block: QKV and output projections ``8 H^2``, the
+    feed-forward ``4 H F`` (``6 H F`` for SwiGLU), attention scores and mixing ``4 T H`` over
+    ``T`` attended positions (causal: ``(T + 1) / 2`` on average). The head scores every item
+    (``loss=ce``) or the target and ``n_negatives`` negatives (``loss=sampled``).
+    """
+    cfg = seq_config(model_cfg)
+    size = cfg["sizes"][cfg["size"]]
+    h, layers, inner = size["hidden"], size["layers"], cfg["ff_mult"] * size["hidden"]
+    attended = (tokens + 1) / 2 if cfg["arch"] == "sasrec" else tokens
+    ffn = (6 if cfg["ffn"] == "swiglu" else 4) * h * inner
+    per_token = layers * (8 * h * h + ffn + 4 * attended * h)
+    candidates = n_items if cfg["loss"] == "ce" else cfg["n_negatives"] + 1
+    return 3.0 * (tokens * per_token + targets * 2 * h * candidates)
+
+
+def _recipe_rate(cfg, module: NextItemModule, dm: SeqDataModule, steps: int, warmup: int, trim: bool,
+                 fused: bool, bf16: bool) -> float:
+    """Plain-loop optimiser steps per second of one variant (CPU)."""
+    module.train()
+    mcfg = module.hparams.model_cfg
+    opt = torch.optim.AdamW(module.parameters(), lr=mcfg["lr"], weight_decay=mcfg["weight_decay"],
+                            betas=tuple(mcfg["adam_betas"]), fused=fused, foreach=False if not fused else None)
+    loader, done, epoch, start = dm.train_dataloader(), 0, 0, None
+    while done < warmup + steps:
+        loader.sampler.set_epoch(epoch)
+        for (seq,) in loader:
+            if done == warmup:
+                start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = module.training_loss(seq, trim=trim)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.trainer.gradient_clip_val or float("inf"))
+            opt.step()
+            done += 1
+            if done == warmup + steps:
+                break
+        epoch += 1
+    return steps / (time.perf_counter() - start)
+
+
+def recipe_table(preset: str = "smoke", overrides: list[str] | None = None, steps: int = 20, warmup: int = 3,
+                 n_users: int = 4096, n_items: int = 12101, rounds: int = 2) -> pd.DataFrame:
+    """Sequences/s, seconds per Beauty epoch and model FLOP/s of the speed-work chain (see module doc)."""
+    base = list(overrides or [])
+    cfg = compose(preset, base)
+    if cfg.trainer.cpu_threads:
+        torch.set_num_threads(int(cfg.trainer.cpu_threads))
+    chain = [  # (what, attention, trim padding, fused AdamW, bf16 autocast)
+        ("before: eager attention, padded batches, looped AdamW", "eager", False, False, False),
+        ("+ sdpa attention", "sdpa", False, False, False),
+        ("+ drop all-padding columns per batch", "sdpa", True, False, False),
+        ("+ fused AdamW (current code)", "sdpa", True, True, False),
+        ("+ bf16 autocast on CPU", "sdpa", True, True, True),
+    ]
+    rates = {what: 0.0 for what, *_ in chain}
+    for _ in range(rounds):  # alternate variants, keep each one's best round (shared machine)
+        for what, attn, trim, fused, bf16 in chain:
+            variant = compose(preset, [*base, f"model.attn_implementation={attn}"])
+            module, dm = synthetic_module(variant, n_users, n_items, cfg.seed, beauty_like=True)
+            rates[what] = max(rates[what], _recipe_rate(variant, module, dm, steps, warmup, trim, fused, bf16))
+    seqs = dm.train_set.tensors[0]
+    real = float((seqs[:, :-1] != 0).sum(1).float().mean())          # SASRec input tokens per sequence
+    flops = train_flops_per_sequence(cfg.model, n_items, real, real)  # every real input predicts its successor
+    first = rates[chain[0][0]]
+    rows = [{"what": what, "sequences/s": r * cfg.trainer.batch_size,
+             "s per Beauty epoch": BEAUTY_USERS / (r * cfg.trainer.batch_size),
+             "model GFLOP/s": r * cfg.trainer.batch_size * flops / 1e9, "speed-up": r / first}
+            for what, r in rates.items()]
+    table = pd.DataFrame(rows)
+    table.attrs["setup"] = (f"{cfg.model.arch}/{cfg.model.size} loss={cfg.model.loss} max_len={cfg.model.max_len} "
+                            f"batch={cfg.trainer.batch_size} n_items={n_items}, Beauty-like lengths "
+                            f"({real:.1f} real input tokens/sequence), {flops / 1e6:.2f} MFLOP/sequence, "
+                            f"steps={steps}, best of {rounds} rounds, threads={torch.get_num_threads()}")
+    return table
 
 
 def run(preset: str = "smoke", overrides: list[str] | None = None, steps: int = 20, warmup: int = 5,
@@ -138,6 +236,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     table = run(args.preset, args.override, steps=args.steps)
     print(f"sequence-model training throughput ({table.attrs['setup']})")
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    recipe = recipe_table(args.preset, args.override, steps=args.steps)
+    print(f"speed work, plain training loop ({recipe.attrs['setup']}); no GPU on this machine, so no bf16 "
+          "GPU throughput or MFU (achieved / peak bf16 FLOP/s) is measured")
+    print(recipe.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
     return table
 
 

@@ -1,7 +1,8 @@
 """Full-ranking next-item metrics (no sampled negatives).
 
-Every item of the catalogue is a candidate; history items are *not* removed, as in the
-full-ranking SASRec / BERT4Rec comparisons on Amazon Beauty and Sports. The rank of the
+Every item of the catalogue is a candidate; history items are *not* removed. (S3-Rec's
+evaluation code, which the published Beauty / Sports numbers follow, sets the scores of a
+user's history items to 0 before ranking; keeping them is the stricter protocol.) The rank of the
 target is the number of candidates scored **at least as high** as the target, other than
 the target itself (0 = top). Ties therefore count against the model (pessimistic), so a
 constant scorer gets the worst rank instead of a lucky one.

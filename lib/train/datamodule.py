@@ -127,6 +127,9 @@ class SeqDataModule(L.LightningDataModule):
                                        torch.as_tensor(sequences["valid_item"].to_numpy(np.int64)))
         self.test_set = TensorDataset(left_pad([s[:-1] for s in items], self.max_len),
                                       torch.as_tensor(sequences["test_item"].to_numpy(np.int64)))
+        train_items = np.concatenate([np.asarray(s[:-2], dtype=np.int64) for s in items])
+        # occurrences of each id in the training sequences (popularity negatives); index 0 = padding
+        self.item_counts = torch.from_numpy(np.bincount(train_items, minlength=self.n_items + 1))
 
     @staticmethod
     def _validate(df: pd.DataFrame, n_items: int, source: str) -> None:

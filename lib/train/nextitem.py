@@ -1,15 +1,22 @@
-"""``LightningModule`` for next-item prediction with a full softmax over the catalogue.
+"""``LightningModule`` for next-item prediction.
 
-Training objective: cross-entropy over all ``n_items`` items (no sampled negatives).
-SASRec predicts the next item at every non-padding position of the training sequence;
-BERT4Rec replaces a random ``mask_prob`` share of items by ``[MASK]`` (at least one per
-sequence) and predicts the originals. Validation and test rank *all* items for every user
+Training objective (``model.loss``): ``ce`` is the cross-entropy of a full softmax over all
+``n_items`` items; ``sampled`` is a sampled softmax over the target and ``model.n_negatives``
+negatives drawn once per batch (shared by every position, uniformly or by training
+popularity, ``model.negatives``), with accidental hits (a negative equal to the target)
+removed, as in gSASRec / eSASRec. SASRec predicts the next item at every non-padding position
+of the training sequence; BERT4Rec replaces a random ``mask_prob`` share of items by
+``[MASK]`` (at least one per sequence) and predicts the originals. The learning rate follows
+``model.lr_schedule`` (linear warm-up over ``warmup_steps``, then constant, cosine or linear
+decay to ``min_lr_ratio x lr`` at ``decay_steps``). Validation and test rank *all* items for every user
 (padding and ``[MASK]`` are never candidates; history items stay candidates) and report
 HR@K / NDCG@K for ``model.ks`` plus the cross-entropy of the held-out item. Metric sums are
 all-reduced across processes before dividing, so DDP reports the exact dataset means.
 """
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -22,23 +29,79 @@ from lib.eval.metrics import metric_sums, rank_of_target
 from lib.models.seq import PAD, SeqRecModel, build_model, seq_config
 
 
+LOSSES = ("ce", "sampled")
+NEGATIVES = ("uniform", "popularity")
+SCHEDULES = ("constant", "cosine", "linear")
+
+
+def lr_factor(step: int, schedule: str, warmup_steps: int, decay_steps: int | None, min_ratio: float) -> float:
+    """Multiplier of ``model.lr`` at optimiser step ``step`` (0-based).
+
+    Linear warm-up ``(step + 1) / warmup_steps`` for the first ``warmup_steps`` steps, then
+    ``constant`` (1), or ``cosine`` / ``linear`` decay from 1 to ``min_ratio`` at step
+    ``decay_steps`` (counted from 0, warm-up included), then ``min_ratio``.
+
+    >>> [round(lr_factor(s, "cosine", 2, 6, 0.0), 3) for s in range(7)]
+    [0.5, 1.0, 1.0, 0.854, 0.5, 0.146, 0.0]
+    >>> [round(lr_factor(s, "linear", 0, 4, 0.2), 2) for s in range(5)]
+    [1.0, 0.8, 0.6, 0.4, 0.2]
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"model.lr_schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, int(decay_steps) - warmup_steps))
+    shape = 0.5 * (1.0 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
+    return min_ratio + (1.0 - min_ratio) * shape
+
+
+def sampled_softmax_loss(model: SeqRecModel, hidden: torch.Tensor, targets: torch.Tensor,
+                         negatives: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each target against ``negatives`` (``[N]`` ids shared by all rows).
+
+    A negative equal to a row's target (an accidental hit) is left out of that row's softmax,
+    so sampling every item once gives exactly the full-softmax cross-entropy.
+    """
+    pos = (hidden * model.output_table(targets)).sum(-1) + model.output_bias[targets]
+    neg = model.candidate_logits(hidden, negatives).masked_fill(negatives[None, :] == targets[:, None], -torch.inf)
+    logits = torch.cat([pos[:, None], neg], dim=1)
+    return F.cross_entropy(logits, torch.zeros_like(targets))
+
+
+def trim_padding(seq: torch.Tensor) -> torch.Tensor:
+    """Drop the leading columns that are padding in every row of a left-padded batch.
+
+    Exact for :class:`SeqRecModel`: padding is never attended to and positions count from the right.
+
+    >>> trim_padding(torch.tensor([[0, 0, 1, 2], [0, 0, 0, 3]])).tolist()
+    [[1, 2], [0, 3]]
+    """
+    real = (seq != PAD).any(0)
+    first = int(real.to(torch.int8).argmax()) if bool(real.any()) else seq.shape[1] - 1
+    return seq[:, first:]
+
+
 class NextItemModule(L.LightningModule):
     """Next-item training of a :class:`~lib.models.seq.SeqRecModel`.
 
     Parameters
     ----------
     model_cfg : mapping
-        The ``model`` config group (architecture, size, optimiser, ``ks``).
+        The ``model`` config group (architecture, size, loss, optimiser, ``ks``).
     n_items : int
         Largest item id.
     item_attrs : LongTensor [n_items + 1, A], optional
         Attribute ids per item (used when ``model_cfg.use_attributes``).
     n_attrs : int
         Largest attribute id.
+    item_counts : Tensor [n_items + 1], optional
+        Training counts per item id; needed by ``model.negatives=popularity`` (not saved).
     """
 
     def __init__(self, model_cfg: Mapping[str, Any], n_items: int, item_attrs: torch.Tensor | None = None,
-                 n_attrs: int = 0) -> None:
+                 n_attrs: int = 0, item_counts: torch.Tensor | None = None) -> None:
         super().__init__()
         if isinstance(model_cfg, DictConfig):
             model_cfg = OmegaConf.to_container(model_cfg, resolve=True)
@@ -48,10 +111,18 @@ class NextItemModule(L.LightningModule):
                                    "attr_shape": attr_shape})
         if item_attrs is None and attr_shape is None and model_cfg["use_attributes"]:
             raise ValueError("model.use_attributes=true needs item attributes (item_attributes.parquet)")
+        if model_cfg["loss"] not in LOSSES:
+            raise ValueError(f"model.loss must be one of {LOSSES}, got {model_cfg['loss']!r}")
+        if model_cfg["negatives"] not in NEGATIVES:
+            raise ValueError(f"model.negatives must be one of {NEGATIVES}, got {model_cfg['negatives']!r}")
         self.model: SeqRecModel = build_model(model_cfg, n_items, item_attrs, n_attrs)
         self.ks = tuple(int(k) for k in model_cfg["ks"])
+        self.neg_weights = item_counts.double().clone() if item_counts is not None else None
+        if self.neg_weights is not None:
+            self.neg_weights[PAD] = 0.0
         self.start_step: int | None = None
         self._sums: dict[str, torch.Tensor] = {}
+        self._wall_offset, self._fit_start = 0.0, None
 
     # ---- training -------------------------------------------------------------------------
     def _masked_inputs(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,18 +135,35 @@ class NextItemModule(L.LightningModule):
         inputs = torch.where(masked, torch.full_like(seq, self.model.mask_id), seq)
         return inputs, torch.where(masked, seq, torch.full_like(seq, -100))
 
-    def training_loss(self, seq: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over predicted positions of a ``[B, max_len + 1]`` training batch."""
+    def sample_negatives(self, device: torch.device) -> torch.Tensor:
+        """``model.n_negatives`` item ids for one batch, uniform or by training popularity."""
+        cfg, n = self.hparams.model_cfg, int(self.hparams.model_cfg["n_negatives"])
+        if cfg["negatives"] == "uniform":
+            return torch.randint(1, self.model.n_items + 1, (n,), device=device)
+        if self.neg_weights is None:
+            raise ValueError("model.negatives=popularity needs item_counts (SeqDataModule.item_counts)")
+        return torch.multinomial(self.neg_weights, n, replacement=True).to(device)
+
+    def training_loss(self, seq: torch.Tensor, trim: bool = True) -> torch.Tensor:
+        """Mean loss over predicted positions of a ``[B, max_len + 1]`` training batch.
+
+        ``trim=False`` runs the model on the full padded width (same loss; the benchmark's baseline).
+        """
+        cut = trim_padding if trim else (lambda x: x)
         if self.model.arch == "sasrec":
+            seq = cut(seq)
             inputs, targets = seq[:, :-1], seq[:, 1:]
             targets = torch.where((inputs != PAD) & (targets != PAD), targets, torch.full_like(targets, -100))
-        else:
-            inputs, targets = self._masked_inputs(seq[:, 1:])
+        else:  # the last max_len items (trimmed afterwards, so no real item is cut)
+            inputs, targets = self._masked_inputs(cut(seq[:, 1:]))
         hidden = self.model(inputs)
         keep = targets != -100
-        logits = self.model.item_logits(hidden[keep])
+        hidden, targets = hidden[keep], targets[keep]
+        if self.hparams.model_cfg["loss"] == "sampled":
+            return sampled_softmax_loss(self.model, hidden, targets, self.sample_negatives(seq.device))
+        logits = self.model.item_logits(hidden)
         logits[:, PAD] = -torch.inf  # padding is never a next item
-        return F.cross_entropy(logits, targets[keep])
+        return F.cross_entropy(logits, targets)
 
     def training_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.training_loss(batch[0])
@@ -85,15 +173,36 @@ class NextItemModule(L.LightningModule):
     def on_train_start(self) -> None:
         # global step at the start of this fit call: > 0 when resumed from a checkpoint
         self.start_step = int(self.trainer.global_step)
+        self._fit_start = time.perf_counter()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def wall_seconds(self) -> float:
+        """Seconds spent in ``fit`` (training + validation) so far, summed over resumed sessions."""
+        now = time.perf_counter() - self._fit_start if self._fit_start is not None else 0.0
+        return self._wall_offset + now
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["fit_wall_s"] = self.wall_seconds()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # checkpoints written before the wall-clock log existed start the clock at 0
+        self._wall_offset = float(checkpoint.get("fit_wall_s", 0.0))
+
+    def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.hparams.model_cfg
-        return torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        # fused: one kernel for all parameters (CPU and CUDA) instead of a Python loop over tensors
+        opt = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+                                betas=tuple(cfg["adam_betas"]), fused=True)
+        decay = cfg["decay_steps"]
+        if cfg["lr_schedule"] != "constant" and decay is None:
+            decay = int(self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(
+            step, cfg["lr_schedule"], int(cfg["warmup_steps"]), decay, float(cfg["min_lr_ratio"])))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ---- evaluation -----------------------------------------------------------------------
     def scores(self, history: torch.Tensor) -> torch.Tensor:
         """``[B, n_items + 1]`` next-item scores of left-padded histories; column 0 is -inf."""
-        logits = self.model.item_logits(self.model.encode(history))
+        logits = self.model.item_logits(self.model.encode(trim_padding(history)))
         logits[:, PAD] = -torch.inf
         return logits
 
@@ -122,6 +231,9 @@ class NextItemModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._eval_end("val")
+        if self._fit_start is not None:
+            # cumulative wall clock per validation: quality against compute (lib/train/plots.py)
+            self.log("time/wall_s", self.wall_seconds())
 
     def on_test_epoch_start(self) -> None:
         self._sums = {}

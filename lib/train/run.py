@@ -82,7 +82,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         torch.set_num_threads(int(cfg.trainer.cpu_threads))
     L.seed_everything(cfg.seed, workers=True)
     datamodule, item_attrs, meta = from_config(cfg)
-    module = NextItemModule(cfg.model, datamodule.n_items, item_attrs, int(meta.get("n_attrs", 0)))
+    module = NextItemModule(cfg.model, datamodule.n_items, item_attrs, int(meta.get("n_attrs", 0)),
+                            item_counts=datamodule.item_counts)
     run_dir = Path(cfg.paths.checkpoints) / run_name(cfg)
     trainer, best = build_trainer(cfg, run_dir)
     last = run_dir / "last.ckpt"
@@ -134,3 +135,20 @@ def results_row(dataset: str, model: str, metrics: dict[str, Any], ks: tuple[int
         for name in ("hr", "ndcg"):
             row[f"{name.upper()}@{k}"] = float(metrics.get(f"{prefix}{name}@{k}", metrics.get(f"{name}@{k}")))
     return row
+
+
+def published_rows(published: list[dict[str, Any]], datasets: list[str], ks: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Rows of the next-item table for published results (``report.published_nextitem``) on ``datasets``.
+
+    Cut-offs a paper does not report are NaN; ``source`` says where each number comes from.
+    """
+    rows = []
+    for entry in published:
+        if entry["dataset"] not in datasets:
+            continue
+        row: dict[str, Any] = {"dataset": entry["dataset"], "model": entry["model"]}
+        for k in ks:
+            for name in ("hr", "ndcg"):
+                row[f"{name.upper()}@{k}"] = float(entry.get(f"{name}@{k}", float("nan")))
+        rows.append({**row, "source": entry["source"]})
+    return rows

@@ -1,0 +1,147 @@
+"""Training recipe knobs of lib.train.nextitem: sampled softmax, negatives, learning-rate schedule,
+padding trimming and the wall-clock column of the CSV log."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lib.models.seq import SeqRecModel
+from lib.train.nextitem import NextItemModule, lr_factor, sampled_softmax_loss, trim_padding
+from lib.train.run import train
+from test_train_datamodule import write_prepared
+from test_train_nextitem import config
+
+
+def model(**kw) -> SeqRecModel:
+    torch.manual_seed(0)
+    return SeqRecModel(n_items=30, hidden=16, layers=1, heads=2, max_len=8, dropout=0.0, attn_dropout=0.0, **kw)
+
+
+def test_sampled_softmax_over_every_item_is_the_full_cross_entropy():
+    m = model()
+    hidden, targets = torch.randn(5, 16), torch.tensor([1, 4, 4, 30, 17])
+    full = m.item_logits(hidden)
+    full[:, 0] = -torch.inf
+    expected = F.cross_entropy(full, targets)
+    # every item once as a "negative": the target's own copy is an accidental hit and is removed
+    assert sampled_softmax_loss(m, hidden, targets, torch.arange(1, 31)).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_sampled_softmax_hand_computed_with_an_accidental_hit():
+    m = model(tie_weights=False)
+    hidden, targets, negs = torch.randn(2, 16), torch.tensor([3, 5]), torch.tensor([5, 9])
+    s = m.item_logits(hidden)
+    # row 0: softmax over {3, 5, 9}; row 1: item 5 is its target, so {5, 9}
+    expected = (-(s[0, 3] - torch.logsumexp(s[0, [3, 5, 9]], 0)) - (s[1, 5] - torch.logsumexp(s[1, [5, 9]], 0))) / 2
+    assert sampled_softmax_loss(m, hidden, targets, negs).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def cfg_dict(tmp_path, *extra):
+    from omegaconf import OmegaConf
+    return OmegaConf.to_container(config(tmp_path, *extra).model, resolve=True)
+
+
+def test_popularity_negatives_follow_training_counts(tmp_path):
+    counts = torch.zeros(31, dtype=torch.long)
+    counts[[2, 7]] = torch.tensor([1, 3])
+    module = NextItemModule(cfg_dict(tmp_path, "model.loss=sampled", "model.negatives=popularity",
+                                     "model.n_negatives=4000"), 30, item_counts=counts)
+    torch.manual_seed(0)
+    negs = module.sample_negatives(torch.device("cpu"))
+    assert set(negs.tolist()) == {2, 7}
+    assert (negs == 7).float().mean().item() == pytest.approx(0.75, abs=0.03)
+    uniform = NextItemModule(cfg_dict(tmp_path, "model.loss=sampled", "model.n_negatives=4000"), 30)
+    negs = uniform.sample_negatives(torch.device("cpu"))
+    assert negs.min() >= 1 and negs.max() <= 30 and len(set(negs.tolist())) == 30
+
+
+def test_warmup_then_decay_hand_computed():
+    # 4 warm-up steps: lr/4, 2lr/4, 3lr/4, lr; then cosine from lr to 0.1 lr at step 10
+    got = [lr_factor(s, "cosine", 4, 10, 0.1) for s in range(12)]
+    cos = [0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / 6)) for k in range(7)]
+    assert got == pytest.approx([0.25, 0.5, 0.75, 1.0, *cos, 0.1])
+    assert [lr_factor(s, "linear", 2, 6, 0.0) for s in range(7)] == pytest.approx([0.5, 1, 1, 0.75, 0.5, 0.25, 0])
+    assert [lr_factor(s, "constant", 3, None, 0.0) for s in range(5)] == pytest.approx([1 / 3, 2 / 3, 1, 1, 1])
+    with pytest.raises(ValueError, match="lr_schedule"):
+        lr_factor(0, "step", 0, None, 0.0)
+
+
+def test_optimiser_applies_the_schedule(tmp_path):
+    module = NextItemModule(cfg_dict(tmp_path, "model.lr=0.01", "model.lr_schedule=linear", "model.warmup_steps=2",
+                                     "model.decay_steps=4"), 30)
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(5):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([0.005, 0.01, 0.01, 0.005, 0.0])
+
+
+@pytest.mark.parametrize("arch", ["sasrec", "bert4rec"])
+def test_trimming_padding_columns_does_not_change_the_loss(tmp_path, arch):
+    module = NextItemModule(cfg_dict(tmp_path, f"model.arch={arch}", "model.dropout=0.0",
+                                     "model.attn_dropout=0.0"), 30).eval()
+    seq = torch.zeros(3, 21, dtype=torch.long)
+    seq[0, -6:] = torch.tensor([1, 2, 3, 4, 5, 6])
+    seq[1, -3:] = torch.tensor([7, 8, 9])
+    seq[2, -4:] = torch.tensor([10, 11, 12, 13])
+    assert trim_padding(seq).shape == (3, 6)
+    torch.manual_seed(1)
+    trimmed = module.training_loss(seq)
+    # the same loss without trimming: the model on the full padded width
+    torch.manual_seed(1)
+    inputs = seq[:, :-1] if arch == "sasrec" else seq[:, 1:]
+    if arch == "sasrec":
+        targets = torch.where((inputs != 0) & (seq[:, 1:] != 0), seq[:, 1:], -100)
+    else:
+        inputs, targets = module._masked_inputs(inputs[:, -6:])  # same random draw on the trimmed width
+        inputs = torch.cat([torch.zeros(3, 14, dtype=torch.long), inputs], 1)
+        targets = torch.cat([torch.full((3, 14), -100), targets], 1)
+    hidden = module.model(inputs)[targets != -100]
+    logits = module.model.item_logits(hidden)
+    logits[:, 0] = -torch.inf
+    assert trimmed.item() == pytest.approx(F.cross_entropy(logits, targets[targets != -100]).item(), rel=1e-5)
+
+
+def test_csv_log_has_a_cumulative_wall_clock_that_continues_after_resume(tmp_path):
+    write_prepared(tmp_path / "processed")
+    first, objects = train(config(tmp_path, "trainer.max_epochs=2", "trainer.run_name=w"))
+    again, _ = train(config(tmp_path, "trainer.max_epochs=4", "trainer.run_name=w"))
+    csv = objects["run_dir"] / "csv"
+    wall = [pd.read_csv(p)[["epoch", "time/wall_s"]].dropna() for p in sorted(csv.glob("version_*/metrics.csv"))]
+    assert len(wall) == 2 and wall[0]["epoch"].tolist() == [0, 1] and wall[1]["epoch"].tolist() == [2, 3]
+    series = pd.concat(wall)["time/wall_s"].to_numpy()
+    assert (series > 0).all() and (series[1:] > series[:-1]).all()   # resumed clock starts where it stopped
+
+
+def test_training_flops_hand_computed(tmp_path):
+    from lib.bench.train_bench import train_flops_per_sequence
+
+    cfg = cfg_dict(tmp_path, "model.size=tiny", "model.loss=sampled", "model.n_negatives=9", "model.ffn=swiglu",
+                   "model.ff_mult=2")
+    # tiny: H=32, 1 block; F=64; 3 tokens (causal: 2 attended on average), 2 targets, 10 candidates
+    per_token = 8 * 32 * 32 + 6 * 32 * 64 + 4 * 2 * 32
+    assert train_flops_per_sequence(cfg, 100, 3, 2) == 3 * (3 * per_token + 2 * 2 * 32 * 10)
+
+
+def test_best_checkpoint_of_the_new_recipe_is_chosen_by_validation_and_reloads(tmp_path):
+    from lib.train.causal import best_nextitem_checkpoint
+    from lib.train.nextitem import load_model
+
+    write_prepared(tmp_path / "processed")
+    weak, _ = train(config(tmp_path, "trainer.max_epochs=1", "trainer.run_name=weak", "model.lr=1e-4"))
+    strong, _ = train(config(tmp_path, "trainer.max_epochs=6", "trainer.run_name=strong", "model.loss=sampled",
+                             "model.n_negatives=16", "model.norm_first=true", "model.lr=1e-2",
+                             "model.lr_schedule=cosine", "model.warmup_steps=3"))
+    assert strong["best/val/ndcg@10"] > weak["best/val/ndcg@10"]
+    cfg = config(tmp_path)
+    chosen = best_nextitem_checkpoint(cfg, "synthetic")
+    assert str(chosen) == strong["best_ckpt"]
+    model = load_model(chosen)
+    assert model.norm_first and model.encode(torch.tensor([[1, 2, 3]])).shape == (1, model.hidden_size)
