@@ -1,7 +1,6 @@
 """Planted effects: EconML estimators recover a known heterogeneous effect under observed confounding,
 their ATE intervals are calibrated over repetitions, and positivity failures are refused."""
 import numpy as np
-import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 from scipy import sparse

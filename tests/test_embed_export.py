@@ -82,16 +82,14 @@ def test_hillstrom_prediction_then_export(cfg, tmp_path):
     assert np.array_equal(ids_p, text_ids) and emb_p.shape == (60, 384)
 
     paths = export_all(cfg, run_dir)
-    assert len(paths) == 2 * (4 + 2)               # beauty x 4 variants + hillstrom frozen / lora, npz + json
+    assert len(paths) == 2 * (3 + 2)               # beauty x 3 variants + hillstrom frozen / lora, npz + json
     seqs = pd.read_parquet(f"{cfg.paths.processed}/seq/beauty/sequences.parquet")
-    for variant, dim in (("bag_svd", 16), ("seq_pretrained", 32), ("seq_finetuned", 32), ("text_frozen", 384)):
+    for variant, dim in (("bag_svd", 16), ("seq_pretrained", 32), ("text_frozen", 384)):
         ids, emb, meta = load_embeddings(f"{cfg.paths.embeddings}/beauty__{variant}")
         np.testing.assert_array_equal(ids, seqs["user_id"].to_numpy())
         assert emb.shape == (60, dim) and meta["variant"] == variant and meta["population"] == "beauty"
     _, _, meta = load_embeddings(f"{cfg.paths.embeddings}/beauty__seq_pretrained")
     assert len(meta["checkpoint_sha256"]) == 64
-    _, _, meta = load_embeddings(f"{cfg.paths.embeddings}/beauty__seq_finetuned")
-    assert meta["init_checkpoint"] is not None and meta["checkpoint_sha256"] != meta["init_checkpoint_sha256"]
     ids_f, emb_f, _ = load_embeddings(f"{cfg.paths.embeddings}/hillstrom__text_frozen")
     ids_l, emb_l, meta_l = load_embeddings(f"{cfg.paths.embeddings}/hillstrom__text_lora")
     assert np.array_equal(ids_f, text_ids) and np.array_equal(ids_f, ids_l)  # the text population only

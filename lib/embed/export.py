@@ -5,8 +5,6 @@ from their history ``items[:-2]`` only):
 
 * ``bag_svd`` — tf-idf bag of items -> truncated SVD (:mod:`lib.embed.bag`);
 * ``seq_pretrained`` — ``encode`` of the best next-item checkpoint (validation metric);
-* ``seq_finetuned`` — the same encoder fine-tuned with causal heads on the semi-synthetic T/Y
-  (:func:`lib.train.causal.finetune_sequence_encoder`);
 * ``text_frozen`` — MiniLM over :func:`lib.data.text.history_text`.
 
 For Hillstrom customers (the seeded subsample :func:`lib.data.hillstrom.text_population` of
@@ -111,16 +109,6 @@ def _seq_population(cfg: Any, dataset: str, run_dir: Path) -> dict[str, Callable
         return ids, emb, {"config": {"model": _seq_config(cfg)}, "checkpoint": str(ckpt),
                           "checkpoint_sha256": sha256_file(ckpt)}
 
-    def finetuned() -> tuple:
-        from lib.train.causal import finetune_sequence_encoder
-
-        res = finetune_sequence_encoder(cfg, dataset, log_dir=run_dir / "logs" / f"causal_{dataset}")
-        return res["ids"], res["emb"], {
-            "config": {"model": _seq_config(cfg), "heads": _container(cfg.model.heads),
-                       "simulate_level": "default", "seed": cfg.seed},
-            "checkpoint": str(res["checkpoint"]), "checkpoint_sha256": res["checkpoint_sha256"],
-            "init_checkpoint": res["init_checkpoint"], "init_checkpoint_sha256": res["init_checkpoint_sha256"]}
-
     def text() -> tuple:
         from lib.data.text import history_text
         from lib.models.text import build_text_encoder
@@ -132,7 +120,7 @@ def _seq_population(cfg: Any, dataset: str, run_dir: Path) -> dict[str, Callable
                                      "history_text_max_length": int(ecfg.history_text_max_length)},
                           "checkpoint_sha256": None}
 
-    return {"bag_svd": bag, "seq_pretrained": pretrained, "seq_finetuned": finetuned, "text_frozen": text}
+    return {"bag_svd": bag, "seq_pretrained": pretrained, "text_frozen": text}
 
 
 def _hillstrom_population(cfg: Any) -> dict[str, Callable[[], tuple]]:

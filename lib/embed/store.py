@@ -39,7 +39,7 @@ from lib.errors import InputError
 from lib.io import read_json, sha256_file, write_json, write_npz
 
 POPULATIONS = ("beauty", "sports", "hillstrom")
-VARIANTS = ("bag_svd", "seq_pretrained", "seq_finetuned", "text_frozen", "text_lora", "text_full")
+VARIANTS = ("bag_svd", "seq_pretrained", "text_frozen", "text_lora", "text_full")
 REQUIRED_META = ("variant", "population")
 PROVENANCE = ("config", "ids_sha256", "table", "table_sha256", "id_column")
 REEXPORT = "re-export the embeddings for this data (notebook 02_train_models, after notebook 01)"

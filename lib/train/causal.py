@@ -1,6 +1,6 @@
 """Confounder-aware training with :class:`lib.models.heads.CausalHeads` (Lightning).
 
-Three uses:
+Two uses:
 
 * :func:`fit_heads` — heads alone on fixed features (frozen embeddings); the outcome and
   propensity models of the CausalBERT-style AIPW baseline.
@@ -10,8 +10,6 @@ Three uses:
   ``seq_finetuned`` representation of the causal study. The propensity loss makes the vectors
   keep what predicts treatment, i.e. the confounding part of the history; cross-fitting keeps
   any unit's own outcome out of its vector.
-* :func:`finetune_sequence_encoder` — the same fine-tuning on all users of one simulation
-  (``level="default"``, ``seed=cfg.seed``), exported with the embeddings of notebook 02.
 
 All train with a real ``lightning.Trainer`` with early stopping on a seeded validation split.
 """
@@ -31,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lib.errors import InputError
-from lib.io import atomic_path, read_json, sha256_file
+from lib.io import read_json
 from lib.models.heads import CausalHeads, build_heads
 from lib.train.datamodule import item_id_tensor, left_pad
 
@@ -338,49 +336,3 @@ def best_nextitem_checkpoint(cfg: Any, dataset: str) -> Path | None:
         if m.get("dataset") == dataset and score is not None and ckpt and Path(ckpt).is_file() and score > best_score:
             best, best_score = Path(ckpt), float(score)
     return best
-
-
-def finetune_sequence_encoder(cfg: Any, dataset: str, log_dir: str | Path | None = None) -> dict[str, Any]:
-    """Fine-tune the sequence encoder with causal heads on the semi-synthetic ``T``, ``Y`` of ``dataset``.
-
-    Returns ``ids`` (every prepared user), ``emb`` (their fine-tuned vectors from ``items[:-2]``),
-    ``checkpoint`` / ``checkpoint_sha256`` of the saved fine-tuned weights, ``init_checkpoint``
-    (the next-item checkpoint it started from, None = from scratch) and ``seconds``.
-    """
-    from lib.data.sequences import history, load_prepared
-    from lib.simulate.semisynth import simulate
-    from lib.train.datamodule import attribute_table
-
-    start = time.perf_counter()
-    seqs, attrs, meta = load_prepared(cfg, dataset)
-    data = simulate(seqs, attrs, cfg.simulate.semisynth, seed=cfg.seed, level="default")
-    check_treatment(data.T, data.Y, f"semisynth {dataset}")
-    hist = history(seqs)
-    row_of = {int(u): k for k, u in enumerate(seqs["user_id"].to_numpy())}
-    missing = [int(u) for u in data.unit_id if int(u) not in row_of]
-    if missing:
-        raise InputError(f"semisynth {dataset}", "unit_id", f"has {len(missing)} users not in sequences.parquet",
-                         "simulate from the same prepared tables (same preset)")
-    unit_hist = [hist.iloc[row_of[int(u)]] for u in data.unit_id]
-
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    init = best_nextitem_checkpoint(cfg, dataset)
-    if init is None:
-        log.info("no next-item checkpoint for %s under %s: the encoder starts from scratch", dataset,
-                 cfg.paths.checkpoints)
-    n_items = int(meta["n_items"])
-    model = build_sequence_encoder(cfg.model, n_items, attribute_table(attrs, n_items), int(meta.get("n_attrs", 0)),
-                                   init)
-    module = finetune_with_heads(model, left_pad(unit_hist, model.max_len), data.T, data.Y, cfg.model.heads,
-                                 cfg.seed, log_dir)
-    heads = module.heads
-
-    path = Path(cfg.paths.checkpoints) / "causal" / f"{dataset}-seq_finetuned.pt"
-    with atomic_path(path) as tmp:
-        torch.save({"encoder": model.state_dict(), "heads": heads.state_dict(),
-                    "init_checkpoint": str(init) if init else None}, tmp)
-    emb = encode_histories(model, list(hist), model.max_len)
-    return {"ids": seqs["user_id"].to_numpy(np.int64), "emb": emb, "checkpoint": path,
-            "checkpoint_sha256": sha256_file(path), "init_checkpoint": str(init) if init else None,
-            "init_checkpoint_sha256": sha256_file(init) if init else None,
-            "seconds": time.perf_counter() - start}
