@@ -15,7 +15,6 @@ All train with a real ``lightning.Trainer`` with early stopping on a seeded vali
 """
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,6 @@ from lib.io import read_json
 from lib.models.heads import CausalHeads, build_heads
 from lib.train.datamodule import item_id_tensor, left_pad
 
-log = logging.getLogger(__name__)
 
 
 class CausalModule(L.LightningModule):
