@@ -51,10 +51,31 @@ def test_missing_ids_and_missing_file(tmp_path):
 def test_oracle_follows_graph_and_pca_is_deterministic():
     data = _data()
     assert build_W(data, "oracle", "beauty").shape == (50, 1)      # adjustment set {w1}
-    assert build_W(data, "raw", "beauty").shape == (50, 2)
+    with pytest.raises(RepresentationUnavailable, match="needs the item histories"):
+        build_W(data, "raw", "beauty")                          # never the true confounders
     assert build_W(data, "none", "beauty") is None
     hist = [[1 + (i % 5), 2 + (i % 7), 3] for i in range(50)]
     a = build_W(data, "bag_svd", "beauty", None, pca_dim=2, histories=hist, n_items=10, bag_dim=5)
     b = build_W(data, "bag_svd", "beauty", None, pca_dim=2, histories=hist, n_items=10, bag_dim=5)
     assert a.shape == (50, 2)
     np.testing.assert_array_equal(a, b)
+
+
+def test_history_representations_for_sparse_and_boosted_nuisances():
+    from lib.config import compose
+
+    data = _data()
+    hist = [[1 + (i % 5), 2 + (i % 7), 3] for i in range(50)]
+    attrs = pd.DataFrame({"item_id": np.arange(1, 11), "attr_ids": [[1 + i % 3] for i in range(10)]})
+    ccfg = compose("smoke").causal
+    kw = dict(histories=hist, n_items=10, item_attributes=attrs, history_cfg=ccfg.history_features)
+    sparse_W = build_W(data, "sparse_history", "beauty", None, pca_dim=2, **kw)
+    raw_W = build_W(data, "raw", "beauty", None, pca_dim=2, **kw)
+    assert sparse_W.shape[0] == 50 and sparse_W.shape[1] > 2          # sparse: no PCA
+    assert (sparse_W != raw_W).nnz == 0                                 # raw on a history benchmark = sparse_history
+    np.testing.assert_allclose(sparse_W[:, :sparse_W.shape[1] // 3].sum(axis=1), 1.0)   # normalised bag
+    hand = build_W(data, "hand_gbm", "beauty", None, pca_dim=2, **kw)
+    assert hand.shape == (50, 5 + 2 * 3)                                # 3 attributes: shares + recent shares
+    from lib.causal.representations import nuisance_kinds
+    assert nuisance_kinds(ccfg, "sparse_history") == ("sparse_linear", "sparse_linear")
+    assert nuisance_kinds(ccfg, "bag_svd") is None

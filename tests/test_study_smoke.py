@@ -72,7 +72,7 @@ def test_paper_folder_lists_every_artefact(studies):
     for table in ("row_counts", "nextitem_beauty", "semisynth_effects", "hillstrom_rct_gap", "hillstrom_uplift"):
         assert (paper / "tables" / f"{table}.md").is_file() and (paper / "tables" / f"{table}.tex").is_file()
         assert f"### {table}" in text
-    for figure in ("causal_graphs", "semisynth_bias_vs_confounding", "hillstrom_qini_curves", "policy_tree"):
+    for figure in ("causal_graphs", "semisynth_bias_by_setting", "hillstrom_qini_curves", "policy_tree"):
         assert (paper / "figures" / f"{figure}.png").is_file() and (paper / "figures" / f"{figure}.pdf").is_file()
 
 

@@ -97,3 +97,64 @@ def summarise(rows: pd.DataFrame, by: list[str], min_seeds: int = 1, alpha: floa
     out["rel_bias"] = out["abs_bias"] / out["truth"].abs()
     out["headline"] = out["n_seeds"] >= min_seeds
     return out
+
+
+def semisynth_findings(summary: pd.DataFrame, setting: str, learned: list[str], transformers: list[str],
+                       baseline: str, goal_share: float, coverage_band: tuple[float, float]) -> pd.DataFrame:
+    """Two or three sentences per data set stating what the semi-synthetic table shows at ``setting``.
+
+    ``learned`` are the representations that count as learned (no oracle, nothing that saw its
+    own units' outcome); the best is the headline cell (enough seeds) with the smallest |mean
+    bias|. The goal is |mean bias| <= ``goal_share`` x the naive bias with coverage inside
+    ``coverage_band``; ``transformers`` are compared with ``baseline`` (the sparse history) by
+    their best |bias| and its Monte-Carlo interval.
+    """
+    rows = []
+    for dataset, g in summary[summary["level"] == setting].groupby("dataset", sort=False):
+        naive = g[(g["estimator"] == "naive")]
+        if naive.empty:
+            continue
+        naive_bias = float(naive["bias"].iloc[0])
+        cand = g[g["representation"].isin(learned) & g["headline"] & (g["estimator"] != "naive")].dropna(subset=["bias"])
+        if cand.empty:
+            rows.append({"dataset": dataset, "finding": f"No learned representation has a headline cell at '{setting}'."})
+            continue
+        best = cand.loc[cand["abs_bias"].idxmin()]
+
+        def cell(r: pd.Series) -> str:
+            return (f"{r['representation']} / {r['estimator']}: bias {r['bias']:+.3f} ± {1.96 * r['bias_mcse']:.3f} "
+                    f"(95% MC), coverage {r['coverage']:.2f} [{r['coverage_ci_low']:.2f}, {r['coverage_ci_high']:.2f}], "
+                    f"{int(r['n_seeds'])} seeds")
+        met = (best["abs_bias"] <= goal_share * abs(naive_bias)
+               and coverage_band[0] <= best["coverage"] <= coverage_band[1])
+        text = [f"Naive bias {naive_bias:+.3f}. Best learned cell: {cell(best)}, i.e. "
+                f"{best['abs_bias'] / abs(naive_bias):.0%} of the naive bias; the goal (<= {goal_share:.0%}, coverage in "
+                f"[{coverage_band[0]:.2f}, {coverage_band[1]:.2f}]) is {'met' if met else 'not met'}."]
+        tr = cand[cand["representation"].isin(transformers)]
+        base = cand[cand["representation"] == baseline]
+        if len(tr) and len(base):
+            t, b = tr.loc[tr["abs_bias"].idxmin()], base.loc[base["abs_bias"].idxmin()]
+            gap = b["abs_bias"] - t["abs_bias"]
+            se = float(np.hypot(t["bias_mcse"], b["bias_mcse"]))
+            verdict = ("beats" if gap > 1.96 * se else "is beaten by" if gap < -1.96 * se else "is not distinguishable from")
+            text.append(f"The best transformer cell ({cell(t)}) {verdict} the best {baseline} cell ({cell(b)}): "
+                        f"difference in |bias| {gap:+.3f} ± {1.96 * se:.3f}.")
+        rows.append({"dataset": dataset, "finding": " ".join(text)})
+    return pd.DataFrame(rows, columns=["dataset", "finding"])
+
+
+def hillstrom_findings(gap_summary: pd.DataFrame, reference: str, unadjusted: str, goal_share: float) -> pd.DataFrame:
+    """Sentences per estimator: with ``reference`` is every outcome x arm error <= ``goal_share`` x naive and covered?"""
+    rows = []
+    for est, g in gap_summary[gap_summary["representation"] == reference].groupby("estimator", sort=False):
+        ratio = (g["abs_error"] / g["naive_error"]).max()
+        cover = g["covers_rct"].min()
+        none = gap_summary[(gap_summary["representation"] == unadjusted) & (gap_summary["estimator"] == est)]
+        text = (f"{reference} / {est}: largest error over outcome x arm is {ratio:.0%} of the naive error (goal <= "
+                f"{goal_share:.0%}: {'met' if ratio <= goal_share else 'not met'}); the lowest share of seeds whose "
+                f"estimate is consistent with the 64k reference (z-test) is {cover:.2f}.")
+        if len(none):
+            text += (f" {unadjusted} / {est}: mean error {none['abs_error'].mean():.4f} against "
+                     f"{g['abs_error'].mean():.4f} with {reference}.")
+        rows.append({"estimator": est, "finding": text})
+    return pd.DataFrame(rows, columns=["estimator", "finding"])

@@ -8,36 +8,65 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-LEVEL_ORDER = ["low", "default", "high"]
+#: reader-facing names of representations, estimators and settings
+LABELS = {"none": "no adjustment", "oracle": "true confounders", "raw": "raw covariates",
+          "sparse_history": "sparse history (bag + last items)", "hand_gbm": "hand features + GBM",
+          "bag_svd": "bag-of-items SVD", "seq_pretrained": "SASRec, pretrained",
+          "seq_finetuned": "SASRec fine-tuned (cross-fitted)", "text_frozen": "MiniLM, frozen",
+          "text_lora": "MiniLM, LoRA", "text_full": "MiniLM, full fine-tune",
+          "naive": "difference in means", "ols": "OLS", "linear_dml": "LinearDML",
+          "causal_forest_dml": "CausalForestDML", "dr_learner": "DR learner", "causalbert_aipw": "AIPW (Dragonnet heads)",
+          "default": "all channels", "order_free": "order-free only", "order_dependent": "recent items only",
+          "transition": "transition only", "hidden_modifier": "all + hidden modifier", "low": "all, weak", "high": "all, strong"}
 
 
-def bias_vs_confounding(df: pd.DataFrame) -> plt.Figure:
-    """|bias| vs confounding level, one line per representation, one panel per estimator (summary rows)."""
+def label(name: str) -> str:
+    return LABELS.get(name, name)
+
+
+def bias_by_setting(df: pd.DataFrame) -> plt.Figure:
+    """Mean bias of the ATE (+-1.96 Monte-Carlo SE) per confounding setting; one panel per estimator (summary rows)."""
     ests = list(dict.fromkeys(df["estimator"]))
-    fig, axes = plt.subplots(1, len(ests), figsize=(3.2 * len(ests), 3), sharey=True, squeeze=False)
+    settings = list(dict.fromkeys(df["level"]))
+    fig, axes = plt.subplots(1, len(ests), figsize=(3.6 * len(ests), 3.4), sharey=True, squeeze=False)
+    reps = list(dict.fromkeys(df["representation"]))
+    width = 0.8 / max(len(reps), 1)
     for ax, est in zip(axes[0], ests):
         sub = df[df["estimator"] == est]
-        for rep, g in sub.groupby("representation", sort=False):
-            g = g.set_index("level").reindex([lv for lv in LEVEL_ORDER if lv in set(g["level"])])
-            ax.plot(g.index, g["abs_bias"], marker="o", label=rep)
-        ax.set_title(est)
-        ax.set_xlabel("confounding")
-    axes[0][0].set_ylabel("|bias| of ATE")
-    axes[0][-1].legend(fontsize=7)
+        for j, rep in enumerate(reps):
+            g = sub[sub["representation"] == rep].set_index("level").reindex(settings)
+            x = np.arange(len(settings)) + (j - (len(reps) - 1) / 2) * width
+            ax.errorbar(x, g["bias"], yerr=1.96 * g["bias_mcse"].fillna(0), fmt="o", ms=3, capsize=2, label=label(rep))
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(range(len(settings)), [label(s) for s in settings], rotation=45, ha="right", fontsize=7)
+        ax.set_title(label(est), fontsize=9)
+    axes[0][0].set_ylabel("bias of the ATE (mean over seeds)")
+    axes[0][-1].legend(fontsize=6)
     fig.tight_layout()
     return fig
 
 
 def coverage(df: pd.DataFrame) -> plt.Figure:
-    """95% CI coverage over seeds per representation x estimator (summary rows), nominal line at 0.95."""
+    """Coverage of the 95% CI over seeds with its binomial 95% interval, nominal line at 0.95 (summary rows).
+
+    One panel per estimator; hollow markers are cells with fewer seeds than the headline minimum.
+    """
     d = df.dropna(subset=["coverage"])
-    labels = [f"{r}\n{e}" for r, e in zip(d["representation"], d["estimator"])]
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(d)), 3))
-    ax.bar(range(len(d)), d["coverage"], color="#80b1d3")
-    ax.axhline(0.95, color="k", ls="--", lw=1)
-    ax.set_xticks(range(len(d)), labels, rotation=90, fontsize=7)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("CI coverage")
+    ests = list(dict.fromkeys(d["estimator"]))
+    fig, axes = plt.subplots(1, len(ests), figsize=(3.2 * len(ests), 3.6), sharey=True, squeeze=False)
+    for ax, est in zip(axes[0], ests):
+        g = d[d["estimator"] == est].reset_index(drop=True)
+        y = np.arange(len(g))
+        err = [g["coverage"] - g["coverage_ci_low"], g["coverage_ci_high"] - g["coverage"]]
+        for headline, fill in ((True, "C0"), (False, "none")):
+            m = g["headline"] == headline
+            ax.errorbar(g["coverage"][m], y[m], xerr=[err[0][m], err[1][m]], fmt="o", ms=4, capsize=2,
+                        mfc=fill, color="C0")
+        ax.axvline(0.95, color="k", ls="--", lw=1)
+        ax.set_yticks(y, [f"{label(r)} (n={n})" for r, n in zip(g["representation"], g["n_seeds"])], fontsize=7)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_title(label(est), fontsize=9)
+        ax.set_xlabel("CI coverage")
     fig.tight_layout()
     return fig
 
@@ -54,7 +83,7 @@ def cate_scatter(df: pd.DataFrame) -> plt.Figure:
             g = df[(df["representation"] == rep) & (df["estimator"] == est)]
             ax.scatter(g["tau"], g["cate"], s=4, alpha=0.5)
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-            ax.set_title(f"{rep} / {est}", fontsize=7)
+            ax.set_title(f"{label(rep)} / {label(est)}", fontsize=7)
     fig.supxlabel("true effect")
     fig.supylabel("estimated CATE")
     fig.tight_layout()
@@ -73,7 +102,7 @@ def overlap_histograms(df: pd.DataFrame) -> plt.Figure:
                    color=c, label="treated" if treated else "control")
         for b in (0.05, 0.95):
             ax.axvline(b, color="k", ls=":", lw=0.8)
-        ax.set_title(f"{rep} (arm {arm})", fontsize=8)
+        ax.set_title(f"{label(rep)} (arm {arm})", fontsize=8)
         ax.set_xlabel("propensity")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
@@ -81,17 +110,20 @@ def overlap_histograms(df: pd.DataFrame) -> plt.Figure:
 
 
 def rct_gap(df: pd.DataFrame) -> plt.Figure:
-    """Estimates (95% CI) on the confounded subsample vs the full-RCT ATE (band), per outcome and arm."""
+    """Mean confounded-subsample estimate (+-1.96 Monte-Carlo SE over seeds) vs the full-RCT ATE (band), per outcome and arm."""
     keys = list(dict.fromkeys(zip(df["outcome"], df["arm_name"])))
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.6), squeeze=False)
     for ax, (outcome, arm) in zip(axes[0], keys):
         g = df[(df["outcome"] == outcome) & (df["arm_name"] == arm)].groupby(["representation", "estimator"], sort=False)
-        g = g[["ate", "ci_low", "ci_high", "rct_ate", "rct_ci_low", "rct_ci_high"]].mean().reset_index()
+        g = g.agg(ate=("ate", "mean"), sd=("ate", "std"), n=("ate", "size"), rct_ci_low=("rct_ci_low", "first"),
+                  rct_ci_high=("rct_ci_high", "first")).reset_index()
         y = np.arange(len(g))
-        ax.axvspan(g["rct_ci_low"].iloc[0], g["rct_ci_high"].iloc[0], color="#b3de69", alpha=0.5, label="RCT 95% CI")
-        ax.errorbar(g["ate"], y, xerr=[g["ate"] - g["ci_low"], g["ci_high"] - g["ate"]], fmt="o", ms=3)
-        ax.set_yticks(y, [f"{r} / {e}" for r, e in zip(g["representation"], g["estimator"])], fontsize=6)
-        ax.set_title(f"{outcome}, {arm}", fontsize=8)
+        ax.axvspan(g["rct_ci_low"].iloc[0], g["rct_ci_high"].iloc[0], color="#b3de69", alpha=0.5,
+                   label="full-RCT 95% CI")
+        ax.errorbar(g["ate"], y, xerr=1.96 * (g["sd"] / np.sqrt(g["n"])).fillna(0), fmt="o", ms=3, capsize=2)
+        ax.set_yticks(y, [f"{label(r)} / {label(e)}" for r, e in zip(g["representation"], g["estimator"])], fontsize=6)
+        ax.set_title(f"{outcome}, {arm.replace('_', ' ')}", fontsize=8)
+        ax.set_xlabel("ATE (mean over subsample seeds)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
