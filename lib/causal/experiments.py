@@ -173,8 +173,10 @@ def _embedded_ids(cfg: DictConfig, rep: str) -> np.ndarray | None:
     """Customer ids that have vectors of a text representation (None: not an exported representation)."""
     from lib.embed.store import VARIANTS, embedding_stem, load_embeddings
 
+    if rep not in VARIANTS:
+        return None
     stem = embedding_stem(cfg.paths.embeddings, "hillstrom", rep)
-    if rep not in VARIANTS or not stem.with_suffix(".npz").is_file():
+    if not stem.with_suffix(".npz").is_file():
         return None
     return load_embeddings(stem)[0]
 
