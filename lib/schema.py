@@ -166,18 +166,18 @@ class Leaf:
     def check(self, value: Any, root: Mapping[str, Any]) -> str | None:
         """Why ``value`` is not allowed, or ``None`` when it is."""
         if value is None:
-            return None if self.nullable else "null"
+            return None if self.nullable else "is null"
         if self.types and not any(_is_type(value, t) for t in self.types):
-            return _ARTICLE[_type_of(value)]
+            return f"is {_ARTICLE[_type_of(value)]}"
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             b = self.bounds
             if (("min" in b and value < b["min"]) or ("max" in b and value > b["max"])
                     or ("gt" in b and value <= b["gt"]) or ("lt" in b and value >= b["lt"])
                     or ("multiple_of" in b and value % b["multiple_of"] != 0)):
-                return "out of range"
+                return "is out of range"
         choices = self._choices(root)
         if choices is not None and not any(value == c and type(value) is type(c) for c in choices):
-            return "not a choice"
+            return "is not a choice"
         if isinstance(value, list) and self.items is not None:
             for item in value:
                 if self.items.check(item, root) is not None:
@@ -274,13 +274,17 @@ class Schema:
         return sorted({*self.leaves, *self.nodes})
 
     def suggest(self, key: str) -> str:
-        """`` Did you mean X?`` for an unknown ``key`` (or a list of the keys of its parent)."""
-        known = [k for k in self.known() if "*" not in k and "[]" not in k]
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        """``did you mean X?`` for an unknown ``key``: a close sibling first, then any close key."""
+        parent_path = key.rpartition(".")[0]
+        parent = self.nodes.get(parent_path, self.root if not parent_path else None)
+        siblings = [_join(parent_path, k) for k in parent.children] if parent is not None else []
+        ancestors = {key.rsplit(".", n)[0] for n in range(1, key.count(".") + 1)}
+        others = [k for k in self.known() if "*" not in k and "[]" not in k and k not in ancestors]
+        close = (difflib.get_close_matches(key, siblings, n=1, cutoff=0.6)
+                 or difflib.get_close_matches(key, others, n=1, cutoff=0.8))
         if close:
             return f"did you mean {close[0]}?"
-        parent = self.nodes.get(key.rpartition(".")[0])
-        if parent is not None:
+        if parent is not None and parent is not self.root:
             return f"known keys of {parent.path}: {sorted(parent.children)}"
         return f"known top-level keys: {sorted(self.root.children)}"
 
@@ -309,7 +313,7 @@ class Schema:
                 allowed = schema.describe(root)
                 example = f", e.g. {path}={_override_value(schema.default)} (the default)" if schema.default is not None else ""
                 problems.append(Problem(where.source(path), path,
-                                        f"{path}={_override_value(value)} is {why}; allowed: {allowed}",
+                                        f"{path}={_override_value(value)} {why}; allowed: {allowed}",
                                         f"set {path} to {allowed}{example}"))
             return
         if not isinstance(value, dict):
@@ -368,9 +372,21 @@ class Where:
         candidates = [(self.conf_dir / group / f"{o}.yaml", rest) for o in (self.preset, "default")] if rest else []
         candidates += [(self.conf_dir / "preset" / f"{self.preset}.yaml", path), (self.conf_dir / "config.yaml", path)]
         for file, key in candidates:
-            if file.is_file() and OmegaConf.select(OmegaConf.load(file), key, default="<absent>") != "<absent>":
-                return str(file.relative_to(self.conf_dir.parent))
+            raw = _select(OmegaConf.to_container(OmegaConf.load(file)), key) if file.is_file() else None
+            if raw is not None or (file.is_file() and _has(OmegaConf.load(file), key)):
+                where = str(file.relative_to(self.conf_dir.parent))
+                # an interpolated value comes from its target: say so
+                return f"{where} ({path}: {raw})" if isinstance(raw, str) and raw.startswith("${") else where
         return f"config (preset {self.preset})"
+
+
+def _has(node: Any, key: str) -> bool:
+    *parents, last = key.split(".")
+    for part in parents:
+        if part not in node:
+            return False
+        node = node[part]
+    return hasattr(node, "keys") and last in node
 
 
 def reference_tree(conf_dir: Path) -> dict[str, Any]:
@@ -423,8 +439,13 @@ def explain_unknown_override(exc: Exception, conf_dir: Path, preset: str, overri
     ov = next((o for o in overrides if _OVERRIDE_KEY.match(o) and _OVERRIDE_KEY.match(o).group(1) == key), key)
     value = ov.partition("=")[2]
     opened = schema.open_parent(key)
-    if opened:
+    if key in schema.nodes and schema.nodes[key].open:
+        fix = f"add entries one by one with a leading '+' (+{key}.<name>=...), or replace the whole map with ++{ov}"
+    elif key in schema.nodes or key in schema.leaves:
+        return exc
+    elif opened:
         fix = f"{opened} takes new entries with a leading '+': +{key}={value}"
     else:
         fix = schema.unknown_fix(key)
-    return ConfigError([Problem(f"override '{ov}'", key, f"unknown key {key}", fix)])
+    return ConfigError([Problem(f"override '{ov}'", key, f"cannot set {key}" if key in schema.nodes
+                                else f"unknown key {key}", fix)])
