@@ -8,9 +8,9 @@ merged and resolved, so an interpolation has the type of what it points to):
   by the default's items when they share one type) / mapping (its keys are the known ones);
 * a key whose default is ``null`` has no type to infer: it declares one in
   ``conf/schema.yaml`` (``max_depth: {type: int, min: 1}``) and may stay ``null``;
-* a mapping listed under ``open`` in ``conf/schema.yaml`` (or whose default is ``{}``)
-  takes any key; its entries share the schema of its first default entry, or the one
-  declared for ``<map>.*``.
+* a mapping listed under ``open`` in ``conf/schema.yaml`` (or whose default is ``{}``, as
+  ``extra``, the home of one-off keys) takes new keys (``+map.key=value``); new entries
+  share the schema of its first default entry, or the one declared for ``<map>.*``.
 
 ``conf/schema.yaml`` holds only what a default cannot say: ranges (``min`` / ``max``
 inclusive, ``gt`` / ``lt`` exclusive, ``multiple_of``), ``choices``, ``choices_of`` (a
@@ -98,10 +98,6 @@ def _is_type(value: Any, name: str) -> bool:
     return kind == name or (name == "float" and kind == "int")
 
 
-def _number(x: Any) -> str:
-    return repr(x) if isinstance(x, str) else str(x)
-
-
 @dataclass
 class Leaf:
     """Type and range of one key (or of the items of a list, or the entries of an open map)."""
@@ -156,7 +152,7 @@ class Leaf:
             if self.items is not None and self.types == ("list",):
                 text = f"a list, each item {self.items.describe(root)}"
             words = {"min": ">=", "max": "<=", "gt": ">", "lt": "<"}
-            limits = [f"{words[k]} {_number(v)}" for k, v in self.bounds.items() if k in words]
+            limits = [f"{words[k]} {v}" for k, v in self.bounds.items() if k in words]
             if "multiple_of" in self.bounds:
                 limits.append(f"a multiple of {self.bounds['multiple_of']}")
             if limits:
@@ -201,11 +197,12 @@ def _join(path: str, key: str) -> str:
 
 def _infer(value: Any, path: str, open_paths: set[str]) -> Node | Leaf:
     if isinstance(value, dict):
+        children = {k: _infer(v, _join(path, k), open_paths) for k, v in value.items()}
         if path in open_paths or not value:
-            first = next(iter(value.values()), None)
-            entry = _infer(first, _join(path, "*"), open_paths) if value else None
-            return Node(path, open=True, entry=entry)
-        return Node(path, {k: _infer(v, _join(path, k), open_paths) for k, v in value.items()})
+            entry = _infer(next(iter(value.values())), _join(path, "*"), open_paths) if value else None
+            _forget_defaults(entry)                 # a new entry has no default to suggest
+            return Node(path, children, open=True, entry=entry)
+        return Node(path, children)
     kind = _type_of(value)
     leaf = Leaf(path, (kind,) if kind else (), nullable=value is None, default=value)
     if isinstance(value, list) and value:
@@ -215,6 +212,14 @@ def _infer(value: Any, path: str, open_paths: set[str]) -> Node | Leaf:
             assert isinstance(leaf.items, Leaf)
             leaf.items.default = None
     return leaf
+
+
+def _forget_defaults(node: Node | Leaf | None) -> None:
+    if isinstance(node, Leaf):
+        node.default = None
+    elif node is not None:
+        for child in node.children.values():
+            _forget_defaults(child)
 
 
 def _select(root: Mapping[str, Any], path: str) -> Any:
@@ -236,6 +241,9 @@ class Schema:
         self.leaves: dict[str, Leaf] = {}
         self.nodes: dict[str, Node] = {}
         self._index(self.root)
+        stale = sorted(set(open_paths) - set(self.nodes))
+        if stale:
+            raise ValueError(f"{rules_file}: 'open' names {stale}, which are no mappings of conf/*/default.yaml")
         for pattern, rule in rules.items():
             self._rule(str(pattern), rule, rules_file)
 
@@ -262,6 +270,9 @@ class Schema:
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ValueError(f"{where}: rule {pattern!r} matches no key of conf/*/default.yaml{hint}; "
                              "rename or delete the rule")
+        for target in (rule.get("choices_of"), (rule.get("items") or {}).get("choices_of")):
+            if target is not None and target not in self.nodes:
+                raise ValueError(f"{where}: rule {pattern!r}: choices_of {target!r} is no mapping of the config")
         for path in hits:
             self.leaves[path].apply(rule, where)
 
@@ -290,7 +301,8 @@ class Schema:
 
     def unknown_fix(self, key: str) -> str:
         """What to do about an unknown ``key``: its closest known key, and where a new knob goes."""
-        return f"{self.suggest(key)} (a new knob is added to {_home(key)} with its documented default)"
+        free = " or, for a one-off key, +extra.<name>=..." if "extra" in self.nodes else ""
+        return f"{self.suggest(key)} (a new knob is added to {_home(key)} with its documented default{free})"
 
     def open_parent(self, key: str) -> str | None:
         """The open mapping that ``key`` would be an entry of, if any."""
@@ -366,27 +378,22 @@ class Where:
     def source(self, path: str) -> str:
         for ov in reversed(self.overrides):
             m = _OVERRIDE_KEY.match(ov)
-            if m and (path == m.group(1) or path.startswith(m.group(1) + ".")):
+            if m and (path == m.group(1) or path.startswith(m.group(1) + ".") or m.group(1).startswith(path + ".")):
                 return f"override '{ov}'"
         group, _, rest = path.partition(".")
         candidates = [(self.conf_dir / group / f"{o}.yaml", rest) for o in (self.preset, "default")] if rest else []
         candidates += [(self.conf_dir / "preset" / f"{self.preset}.yaml", path), (self.conf_dir / "config.yaml", path)]
         for file, key in candidates:
-            raw = _select(OmegaConf.to_container(OmegaConf.load(file)), key) if file.is_file() else None
-            if raw is not None or (file.is_file() and _has(OmegaConf.load(file), key)):
-                where = str(file.relative_to(self.conf_dir.parent))
+            if not file.is_file():
+                continue
+            parent_key, _, last = key.rpartition(".")
+            tree = OmegaConf.to_container(OmegaConf.load(file))     # unresolved: interpolations stay text
+            parent = _select(tree, parent_key) if parent_key else tree
+            if isinstance(parent, dict) and last in parent:
+                where, raw = str(file.relative_to(self.conf_dir.parent)), parent[last]
                 # an interpolated value comes from its target: say so
                 return f"{where} ({path}: {raw})" if isinstance(raw, str) and raw.startswith("${") else where
         return f"config (preset {self.preset})"
-
-
-def _has(node: Any, key: str) -> bool:
-    *parents, last = key.split(".")
-    for part in parents:
-        if part not in node:
-            return False
-        node = node[part]
-    return hasattr(node, "keys") and last in node
 
 
 def reference_tree(conf_dir: Path) -> dict[str, Any]:
@@ -436,7 +443,7 @@ def explain_unknown_override(exc: Exception, conf_dir: Path, preset: str, overri
         return exc
     key = m.group(1)
     schema = load_schema(conf_dir)
-    ov = next((o for o in overrides if _OVERRIDE_KEY.match(o) and _OVERRIDE_KEY.match(o).group(1) == key), key)
+    ov = next((o for o in overrides if (k := _OVERRIDE_KEY.match(o)) and k.group(1) == key), key)
     value = ov.partition("=")[2]
     opened = schema.open_parent(key)
     if key in schema.nodes and schema.nodes[key].open:

@@ -65,6 +65,8 @@ def test_every_bad_key_is_listed_at_once():
     ("trainer.run_name=mine", "trainer.run_name", "mine"),
     ("trainer.precision=bf16-mixed", "trainer.precision", "bf16-mixed"),
     ("+causal.semisynth.seed_caps.ols=2", "causal.semisynth.seed_caps.ols", 2),   # open map
+    ("+paths.fx_input=/tmp/in", "paths.fx_input", "/tmp/in"),                      # a new location
+    ("+extra.scale=0.5", "extra.scale", 0.5),                                      # one-off keys
     ("+model.compare_datasets.bert4rec=[beauty]", "model.compare_datasets.bert4rec", ["beauty"]),
     ("++model.compare_datasets={bert4rec:[beauty]}", "model.compare_datasets.bert4rec", ["beauty"]),
 ])
@@ -95,6 +97,9 @@ def test_unknown_key_suggests_the_closest_known_key(override):
 def test_unknown_key_far_from_any_lists_its_neighbours_and_open_maps_say_use_plus():
     with pytest.raises(ConfigError, match=r"known keys of trainer: \[.*'max_epochs'"):
         compose("smoke", ["+trainer.zzzzzzzz=1"])
+    with pytest.raises(ConfigError, match=r"override '\+fixture.scale=2': unknown key fixture.*\+extra\.<name>=") as err:
+        compose("smoke", ["+fixture.scale=2"])
+    assert "known top-level keys" in str(err.value)
     with pytest.raises(ConfigError, match=r"takes new entries with a leading '\+': \+causal\.semisynth\.seed_caps\.ols=2"):
         compose("smoke", ["causal.semisynth.seed_caps.ols=2"])
     with pytest.raises(ConfigError, match=r"cannot set model.compare_datasets.*\+model\.compare_datasets\.<name>="):
@@ -151,3 +156,7 @@ def test_types_of_new_keys_are_inferred_and_stale_rules_fail():
     assert [p.key for p in problems] == ["g.knob", "g.rate", "g.names", "g.flag"]
     with pytest.raises(ValueError, match=r"rule 'g.rat' matches no key.*did you mean g.rate\?"):
         Schema({"g": {"rate": 0.5}}, {"g.rat": {"max": 1}}, [])
+    with pytest.raises(ValueError, match=r"'open' names \['g.sizez'\]"):
+        Schema({"g": {"sizes": {"s": 1}}}, {}, ["g.sizez"])
+    with pytest.raises(ValueError, match=r"choices_of 'g.levelz' is no mapping"):
+        Schema({"g": {"level": "a", "levels": {"a": 1}}}, {"g.level": {"choices_of": "g.levelz"}}, [])
