@@ -14,7 +14,7 @@ NB      = $(RES)/$(1)/$(1).ipynb
 # What each notebook's results depend on: shared core + the code and config of its stage,
 # so editing lib/causal re-runs notebooks 03-05 but not the training of notebook 02.
 src     = $(shell find $(1) -type f \( -name '*.py' -o -name '*.yaml' \) 2>/dev/null)
-CORE    := $(wildcard lib/*.py) conf/config.yaml $(call src,conf/paths conf/preset)
+CORE    := $(wildcard lib/*.py) conf/config.yaml conf/schema.yaml $(call src,conf/paths conf/preset)
 DEPS_01 := $(CORE) $(call src,lib/data lib/simulate conf/data conf/simulate)
 DEPS_02 := $(call src,lib/models lib/train lib/eval lib/embed conf/model conf/trainer)
 DEPS_03 := $(call src,lib/causal conf/causal)

@@ -1,7 +1,9 @@
 """Compose the Hydra configuration in ``conf/`` from Python (notebooks, tests, CLIs).
 
 ``compose("smoke", ["trainer.max_epochs=2"])`` is what every entry point calls, so a
-notebook, a test and a sweep run all see the same resolved tree.
+notebook, a test and a sweep run all see the same resolved tree, checked against the
+schema (:mod:`lib.schema`: types from ``conf/<group>/default.yaml``, ranges and choices
+from ``conf/schema.yaml``) before anything runs.
 """
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ from typing import Iterable
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
+
+from lib.schema import explain_unknown_override, validate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
@@ -31,20 +36,35 @@ def compose(preset: str = "smoke", overrides: Iterable[str] = ()) -> DictConfig:
     overrides : iterable of str
         Hydra command-line style overrides, e.g. ``["seed=3", "causal.cv=5"]``.
 
+    Raises
+    ------
+    lib.schema.ConfigError
+        A value of the wrong type or out of range, an unknown key (with the closest known
+        one) or a deleted one; the message names the key, the value, the override or file it
+        came from and what is allowed.
+
     Examples
     --------
     >>> cfg = compose("smoke", ["seed=7"])
     >>> cfg.seed, cfg.preset_name
     (7, 'smoke')
+    >>> compose("smoke", ["causal.cv=1"])
+    Traceback (most recent call last):
+    ...
+    lib.schema.ConfigError: override 'causal.cv=1': causal.cv=1 is out of range; allowed: an int >= 2. Fix: set causal.cv to an int >= 2, e.g. causal.cv=3 (the default)
     """
     overrides = list(overrides)
     available = sorted(p.stem for p in (CONF_DIR / "preset").glob("*.yaml"))
     if preset not in available:
         raise ValueError(f"unknown preset {preset!r}; choose one of {available} (files in {CONF_DIR / 'preset'})")
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=[f"preset={preset}", *overrides])
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=[f"preset={preset}", *overrides])
+    except ConfigCompositionException as exc:
+        raise explain_unknown_override(exc, CONF_DIR, preset, overrides) from exc
     OmegaConf.resolve(cfg)
+    validate(cfg, CONF_DIR, preset, overrides)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 

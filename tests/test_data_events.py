@@ -24,14 +24,14 @@ def _raw(n_sessions=60, seed=0):
 
 
 def test_canonical_schema_and_types():
-    ev, rep = canonical_events(_raw(), "log.csv")
+    ev, rep = canonical_events(_raw(), "log.csv", on_duplicate="drop")
     assert list(ev.columns) == ["session_id", "user_id", "item_id", "ts", "event_type"]
     assert str(ev.ts.dtype) == "datetime64[ms, UTC]" and ev.item_id.dtype == np.int64
     assert set(ev.event_type) <= {"view", "cart", "purchase"} and rep["n_duplicates_dropped"] == 0
 
 
 def test_time_split_has_no_leakage_and_labels():
-    ev, _ = canonical_events(_raw(), "log.csv")
+    ev, _ = canonical_events(_raw(), "log.csv", on_duplicate="drop")
     sess, rep = sessions_from_events(ev, (0.6, 0.8), min_length=2)
     by = sess.groupby("split")
     assert set(sess.split) == {"train", "valid", "test"}
@@ -41,7 +41,7 @@ def test_time_split_has_no_leakage_and_labels():
     assert (sess.next_item == sess["items"].map(lambda s: s[-1])).all()
     assert (sess.converted == sess.event_types.map(lambda t: "purchase" in t)).all()
     # items follow the time order of the session's events inside its split window
-    shuffled, _ = canonical_events(_raw().sample(frac=1.0, random_state=1), "log.csv")
+    shuffled, _ = canonical_events(_raw().sample(frac=1.0, random_state=1), "log.csv", on_duplicate="drop")
     resess, _ = sessions_from_events(shuffled, (0.6, 0.8), min_length=2)
     assert resess["items"].tolist() == sess["items"].tolist()
 
@@ -57,7 +57,7 @@ def test_time_split_has_no_leakage_and_labels():
 ])
 def test_bad_event_logs_raise(mutate, column, what):
     with pytest.raises(InputError) as err:
-        canonical_events(mutate(_raw()), "shop_log.csv")
+        canonical_events(mutate(_raw()), "shop_log.csv", on_duplicate="drop")
     msg = str(err.value)
     assert msg.startswith("shop_log.csv") and f"'{column}'" in msg and what in msg and "Fix:" in msg
 
@@ -65,7 +65,7 @@ def test_bad_event_logs_raise(mutate, column, what):
 def test_duplicates_dropped_and_counted_or_raised():
     raw = _raw()
     dup = pd.concat([raw, raw.iloc[[0, 5]]], ignore_index=True)
-    ev, rep = canonical_events(dup, "log.csv")
+    ev, rep = canonical_events(dup, "log.csv", on_duplicate="drop")
     assert rep["n_duplicates_dropped"] == 2 and len(ev) == len(raw)
     with pytest.raises(InputError, match="2 exact duplicate"):
         canonical_events(dup, "log.csv", on_duplicate="raise")
@@ -74,33 +74,34 @@ def test_duplicates_dropped_and_counted_or_raised():
 def test_adapters_on_generated_files(tmp_path):
     yc = tmp_path / "yc.txt"
     yc.write_text("SessionId\tItemId\tTime\n1\t10\t1396860669.277\n1\t11\t1396860886.998\n")
-    ev, _ = es.read_yoochoose([yc])
+    ev, _ = es.read_yoochoose([yc], "drop", None)
     assert ev.ts.iloc[0] == pd.Timestamp(1396860669277, unit="ms", tz="UTC")
     yc.write_text("SesionId\tItemId\tTime\n1\t10\t1.0\n")
     with pytest.raises(InputError, match=r"yc.txt: column 'SessionId' is missing \(did you mean 'SesionId'\?\)"):
-        es.read_yoochoose([yc])
+        es.read_yoochoose([yc], "drop", None)
     dg = tmp_path / "dg.csv"
     dg.write_text("session_id;user_id;item_id;timeframe;eventdate\n1;NA;5;1500;2016-05-09\n1;7;6;-3;2016-05-09")
     with pytest.raises(InputError, match="dg.csv:3: column 'timeframe'.*negative"):
-        es.read_diginetica(dg)
+        es.read_diginetica(dg, "drop", None)
     dg.write_text("session_id;user_id;item_id;timeframe;eventdate\n1;NA;5;1500;2016-05-09\n1;7;6;3000;2016-05-09")
-    ev, _ = es.read_diginetica(dg)
+    ev, _ = es.read_diginetica(dg, "drop", None)
     assert ev.ts.tolist() == [pd.Timestamp("2016-05-09 00:00:01.5", tz="UTC"), pd.Timestamp("2016-05-09 00:00:03", tz="UTC")]
     assert ev.user_id.isna().tolist() == [True, False]
     ot = tmp_path / "ot.jsonl"
     ot.write_text(json.dumps({"session": 0, "events": [{"aid": 1, "ts": 5, "type": "clicks"},
                                                        {"aid": 2, "ts": 6, "type": "orders"}]}) + "\n")
-    ev, _ = es.read_otto(ot)
+    ev, _ = es.read_otto(ot, "drop", None)
     assert ev.event_type.tolist() == ["view", "purchase"]
     ot.write_text(json.dumps({"session": 0, "events": [{"aid": 1, "ts": 5, "type": "likes"}]}) + "\n")
     with pytest.raises(InputError, match="ot.jsonl:1: column 'event_type' has unknown event types \\['likes'\\]"):
-        es.read_otto(ot)
+        es.read_otto(ot, "drop", None)
 
 
 @pytest.mark.realdata
 def test_real_otto_counts():
-    ev, rep = es.read_otto(data_file(compose("smoke"), "otto"))
+    ecfg = compose("smoke").data.events
+    ev, rep = es.read_otto(data_file(compose("smoke"), "otto"), ecfg.on_duplicate, list(ecfg.ts_span.otto))
     assert len(ev) == 862 and rep["n_duplicates_dropped"] == 0
     assert ev.event_type.value_counts().to_dict() == {"view": 800, "cart": 52, "purchase": 10}
-    sess, _ = sessions_from_events(ev)
+    sess, _ = sessions_from_events(ev, list(ecfg.split_quantiles), ecfg.min_session_length)
     assert sess.groupby("split").end_ts.max()["train"] < sess.groupby("split").start_ts.min()["test"]

@@ -106,13 +106,13 @@ def test_bag_matrix_counts_and_bag_svd_is_deterministic():
     counts = bag_matrix(hist, n_items=5, weighting="count").toarray()
     assert counts.shape == (5, 6) and counts[0, 2] == 2 and counts[:, 0].sum() == 0
     assert set(np.unique(bag_matrix(hist, 5, "binary").data)) == {1.0}
-    a = bag_svd(hist, n_items=5, dim=3, seed=0)
-    b = bag_svd(hist, n_items=5, dim=3, seed=0)
+    a = bag_svd(hist, n_items=5, dim=3, seed=0, weighting="tfidf")
+    b = bag_svd(hist, n_items=5, dim=3, seed=0, weighting="tfidf")
     assert a.shape == (5, 3) and a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
     # rank is capped by the matrix: 5 users allow at most 4 components
-    assert bag_svd(hist, n_items=5, dim=64, seed=0).shape == (5, 4)
+    assert bag_svd(hist, n_items=5, dim=64, seed=0, weighting="tfidf").shape == (5, 4)
     # users with identical histories get identical vectors
-    assert np.allclose(bag_svd([[1, 2], [1, 2], [3]], 3, 2, 0)[0], bag_svd([[1, 2], [1, 2], [3]], 3, 2, 0)[1])
+    assert np.allclose(bag_svd([[1, 2], [1, 2], [3]], 3, 2, 0, "tfidf")[0], bag_svd([[1, 2], [1, 2], [3]], 3, 2, 0, "tfidf")[1])
     with pytest.raises(ValueError, match="outside"):
-        bag_matrix([[9]], n_items=5)
+        bag_matrix([[9]], n_items=5, weighting="count")

@@ -6,6 +6,7 @@ import torch
 from lib.models.text import TextEncoder, mean_pool
 
 torch.set_num_threads(1)
+NO_LORA = dict(lora_r=8, lora_alpha=16, lora_dropout=0.0)   # conf/model text.lora; unused outside lora mode
 
 SENTENCES = [
     "The customer bought men's clothing last year and lives in a suburban area.",
@@ -16,7 +17,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def frozen():
-    return TextEncoder(mode="frozen", max_length=32)
+    return TextEncoder(mode="frozen", max_length=32, **NO_LORA)
 
 
 def test_frozen_vectors_are_384d_unit_norm_and_semantic(frozen):
@@ -56,7 +57,7 @@ def _train_steps(enc, steps=3):
 
 
 def test_lora_trains_only_adapters():
-    enc = TextEncoder(mode="lora", max_length=32, lora_r=4, lora_alpha=8)
+    enc = TextEncoder(mode="lora", max_length=32, lora_r=4, lora_alpha=8, lora_dropout=0.0)
     trainable = {n for n, p in enc.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
     assert any("query" in n for n in trainable) and any("value" in n for n in trainable)
@@ -70,7 +71,7 @@ def test_lora_trains_only_adapters():
 
 
 def test_full_mode_trains_every_weight():
-    enc = TextEncoder(mode="full", max_length=32)
+    enc = TextEncoder(mode="full", max_length=32, **NO_LORA)
     assert all(p.requires_grad for p in enc.parameters())
     w = enc.backbone.encoder.layer[0].attention.self.query.weight
     before = w.detach().clone()
@@ -80,4 +81,4 @@ def test_full_mode_trains_every_weight():
 
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="frozen"):
-        TextEncoder(mode="adapter")
+        TextEncoder(mode="adapter", max_length=32, **NO_LORA)

@@ -240,11 +240,11 @@ def _runner(run_dir: Path, *overrides: str) -> subprocess.Popen:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killed_run_keeps_the_last_good_results(tmp_path, sig):
     run_dir = tmp_path / "fx_produce"
-    run_notebook("fx_produce", "smoke", ["+fixture.scale=2"], run_dir=run_dir, notebook_dir=FIXTURES)
+    run_notebook("fx_produce", "smoke", ["+extra.scale=2"], run_dir=run_dir, notebook_dir=FIXTURES)
     good = _snapshot(run_dir)
     assert json.loads(good["metrics.json"])["fx.value"] == 2.0 and "fx_produce.ipynb" in good
 
-    proc = _runner(run_dir, "+fixture.scale=5", "+fixture.sleep=120")
+    proc = _runner(run_dir, "+extra.scale=5", "+extra.sleep=120")
     stage = tmp_path / "fx_produce.staging"
     deadline = time.monotonic() + 90
     while not (stage / "fx_produce.ipynb").is_file() and proc.poll() is None and time.monotonic() < deadline:
@@ -265,12 +265,12 @@ def test_killed_run_keeps_the_last_good_results(tmp_path, sig):
         marker = tmp_path / "fail"
         marker.touch()                                # a rerun that fails retires the killed one first
         with pytest.raises(Exception, match="planted failure"):
-            run_notebook("fx_produce", "smoke", ["+fixture.scale=5", f"+fixture.fail_when={marker}"],
+            run_notebook("fx_produce", "smoke", ["+extra.scale=5", f"+extra.fail_when={marker}"],
                          run_dir=run_dir, notebook_dir=FIXTURES)
         assert _snapshot(run_dir) == good and not stage.exists()
         assert json.loads((tmp_path / "fx_produce.failed" / "manifest.json").read_text())["status"] == "failed"
 
-    run_notebook("fx_produce", "smoke", ["+fixture.scale=5"], run_dir=run_dir, notebook_dir=FIXTURES)
+    run_notebook("fx_produce", "smoke", ["+extra.scale=5"], run_dir=run_dir, notebook_dir=FIXTURES)
     after = _snapshot(run_dir)
     assert json.loads(after["metrics.json"])["fx.value"] == 5.0
     assert json.loads(after["manifest.json"])["status"] == "ok"

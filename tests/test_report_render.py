@@ -18,7 +18,7 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures" / "notebooks"
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("results")
-    run_notebook("fx_produce", "smoke", ["seed=2", "+fixture.scale=0.5"], run_dir=root / "01_fx_produce",
+    run_notebook("fx_produce", "smoke", ["seed=2", "+extra.scale=0.5"], run_dir=root / "01_fx_produce",
                  notebook_dir=FIXTURES)
     run_notebook("fx_consume", "smoke", [f"+paths.fx_input={root / '01_fx_produce'}"],
                  run_dir=root / "02_fx_consume", notebook_dir=FIXTURES)

@@ -32,15 +32,15 @@ CHAIN = """\
 notebooks: [fx_produce, fx_consume]
 overrides: ["+paths.fx_input=${paths.results}/fx_produce"]
 grid:
-  +fixture.scale: [1, 3]
+  +extra.scale: [1, 3]
 seeds: [0, 1]
 """
 
 
 def test_expansion_is_a_stable_cartesian_product(tmp_path):
     spec = load_sweep(write_sweep(tmp_path, CHAIN))
-    assert points(spec) == [{"+fixture.scale": 1, "seed": 0}, {"+fixture.scale": 1, "seed": 1},
-                            {"+fixture.scale": 3, "seed": 0}, {"+fixture.scale": 3, "seed": 1}]
+    assert points(spec) == [{"+extra.scale": 1, "seed": 0}, {"+extra.scale": 1, "seed": 1},
+                            {"+extra.scale": 3, "seed": 0}, {"+extra.scale": 3, "seed": 1}]
     runs = expand(spec, root=tmp_path / "out", code_version=CODE)
     again = expand(spec, root=tmp_path / "out", code_version=CODE)
     assert [r.hash for r in runs] == [r.hash for r in again]
@@ -75,8 +75,8 @@ def test_every_study_sweep_expands_and_summarises_a_varied_setting(name, tmp_pat
 
 def test_explicit_runs_combine_with_grid_and_bad_keys_fail_before_running(tmp_path):
     spec = load_sweep(write_sweep(tmp_path, "notebooks: fx_produce\nruns:\n  - {seed: 4}\n  - [seed=5]\n"
-                                            "grid:\n  +fixture.scale: [2]\n"))
-    assert points(spec) == [{"seed": 4, "+fixture.scale": 2}, {"seed": "5", "+fixture.scale": 2}]
+                                            "grid:\n  +extra.scale: [2]\n"))
+    assert points(spec) == [{"seed": 4, "+extra.scale": 2}, {"seed": "5", "+extra.scale": 2}]
     bad = load_sweep(write_sweep(tmp_path, "notebooks: [fx_produce]\ngrid:\n  no_such.knob: [1, 2]\n", "bad"))
     with pytest.raises(Exception, match="no_such"):
         expand(bad, root=tmp_path / "bad", code_version=CODE)
@@ -87,7 +87,7 @@ def test_chained_parallel_sweep_and_collect(tmp_path):
     spec = load_sweep(write_sweep(tmp_path, CHAIN))
     result = run_sweep(spec, jobs=2, root=tmp_path / "out", code_version=CODE, progress=False)
     assert (result.done, result.failed, result.skipped) == (4, 0, 0)
-    table = collect("fx", "smoke", root=tmp_path / "out").sort_values(["fixture.scale", "seed"])
+    table = collect("fx", "smoke", root=tmp_path / "out").sort_values(["extra.scale", "seed"])
     # fx_produce: value = scale * (seed + 1); fx_consume doubles what produce wrote in the same run
     assert table["fx.value"].tolist() == [1.0, 2.0, 3.0, 6.0]
     assert table["fx.doubled"].tolist() == [2.0, 4.0, 6.0, 12.0]
@@ -105,7 +105,7 @@ def test_failure_is_isolated_reported_and_only_it_is_retried(tmp_path):
 notebooks: [fx_produce]
 runs:
   - {{seed: 0}}
-  - {{seed: 1, +fixture.fail_when: {marker}}}
+  - {{seed: 1, +extra.fail_when: {marker}}}
   - {{seed: 2}}
 """))
     first = run_sweep(spec, root=tmp_path / "out", code_version=CODE, progress=False)
@@ -125,7 +125,7 @@ runs:
 
 
 def test_killed_sweep_resumes_only_missing_runs(tmp_path):
-    spec_path = write_sweep(tmp_path, "notebooks: [fx_produce]\noverrides: ['+fixture.sleep=2']\nseeds: [0, 1, 2]\n")
+    spec_path = write_sweep(tmp_path, "notebooks: [fx_produce]\noverrides: ['+extra.sleep=2']\nseeds: [0, 1, 2]\n")
     root = tmp_path / "out"
     cmd = [sys.executable, "-m", "lib.sweep", str(spec_path), "--root", str(root), "--code-version", CODE,
            "--no-progress"]
@@ -155,7 +155,7 @@ def test_killed_sweep_resumes_only_missing_runs(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_stopped_sweep_leaves_no_worker_or_kernel_running(tmp_path, sig):
     """Killing only the sweep process (not its group) still stops every worker and kernel below it."""
-    spec_path = write_sweep(tmp_path, "notebooks: [fx_produce]\noverrides: ['+fixture.sleep=60']\nseeds: [0, 1]\n")
+    spec_path = write_sweep(tmp_path, "notebooks: [fx_produce]\noverrides: ['+extra.sleep=60']\nseeds: [0, 1]\n")
     cmd = [sys.executable, "-m", "lib.sweep", str(spec_path), "--root", str(tmp_path / "out"), "--jobs", "2",
            "--code-version", CODE, "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True, stdout=subprocess.DEVNULL,

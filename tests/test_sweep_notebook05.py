@@ -16,10 +16,10 @@ notebooks: [fx_produce]
 notebook_dir: {FIXTURES}
 preset: smoke
 grid:
-  +fixture.scale: [1, 2]
+  +extra.scale: [1, 2]
 seeds: [0, 1]
 summary:
-  x: fixture.scale
+  x: extra.scale
   metrics: 'fx\\.value'
   plot: ablation_curve
   caption: Fixture value against its scale.

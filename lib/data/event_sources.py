@@ -30,8 +30,8 @@ from lib.errors import InputError
 OTTO_TYPES = {"clicks": "view", "carts": "cart", "orders": "purchase"}
 
 
-def read_yoochoose(paths: Sequence[str | Path], on_duplicate: str = "drop",
-                   ts_span: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
+def read_yoochoose(paths: Sequence[str | Path], on_duplicate: str,
+                   ts_span: Sequence[str] | None) -> tuple[pd.DataFrame, dict]:
     """Concatenate YooChoose click files (e.g. the train and the following-day test file)."""
     frames, counts = [], []
     for path in paths:
@@ -53,8 +53,8 @@ def _session_ids(series: pd.Series, where: Where, column: str) -> None:
                          "session ids must be plain decimal integers; check the file's columns match its header")
 
 
-def read_diginetica(path: str | Path, on_duplicate: str = "drop",
-                    ts_span: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
+def read_diginetica(path: str | Path, on_duplicate: str,
+                    ts_span: Sequence[str] | None) -> tuple[pd.DataFrame, dict]:
     """DIGINETICA item views; the time of a view is its date plus its in-session offset."""
     raw, where = read_delimited(path, ";", ("session_id", "user_id", "item_id", "timeframe", "eventdate"))
     source = str(path)
@@ -84,8 +84,8 @@ def read_diginetica(path: str | Path, on_duplicate: str = "drop",
     return canonical_events(raw, source, ts_unit="ms", on_duplicate=on_duplicate, ts_span=ts_span, where=where)
 
 
-def read_otto(path: str | Path, on_duplicate: str = "drop",
-              ts_span: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
+def read_otto(path: str | Path, on_duplicate: str,
+              ts_span: Sequence[str] | None) -> tuple[pd.DataFrame, dict]:
     """OTTO sessions (one JSON object per line) flattened to one row per event.
 
     ``session``, ``aid`` and ``ts`` must be JSON integers (not strings, floats or booleans).

@@ -15,7 +15,8 @@ happened after anything in ``valid`` or ``test``. A row of ``sessions`` is there
 ``converted`` (a purchase in it) and ``next_item`` (its last item; the input is items[:-1]).
 
 Duplicates: exact duplicate events (same session, item, time and type) are dropped and
-counted (``on_duplicate="drop"``, the default) or rejected (``on_duplicate="raise"``).
+counted (``on_duplicate="drop"``, the default of ``data.events.on_duplicate``) or rejected
+(``on_duplicate="raise"``).
 """
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def check_span(ts: pd.Series, where: Where, column: str, span: Sequence[str]) ->
 
 
 def canonical_events(raw: pd.DataFrame, source: str, ts_unit: str | None = "s",
-                     event_map: dict[str, str] | None = None, on_duplicate: str = "drop",
+                     event_map: dict[str, str] | None = None, *, on_duplicate: str,
                      ts_span: Sequence[str] | None = None, where: Where | None = None) -> tuple[pd.DataFrame, dict]:
     """Validate and type a raw log with columns ``session_id, item_id, ts, event_type`` (+ ``user_id``).
 
@@ -131,6 +132,7 @@ def canonical_events(raw: pd.DataFrame, source: str, ts_unit: str | None = "s",
     event_map : dict, optional
         Raw event label -> canonical type, e.g. ``{"clicks": "view"}``; None = already canonical.
     on_duplicate : {"drop", "raise"}
+        ``data.events.on_duplicate``.
     ts_span : [first, last], optional
         Plausible event times (ISO dates, ``data.events.ts_span.<source>``); None = no check.
     where : Where, optional
@@ -146,7 +148,7 @@ def canonical_events(raw: pd.DataFrame, source: str, ts_unit: str | None = "s",
     Examples
     --------
     >>> raw = pd.DataFrame({"session_id": [1, 1], "item_id": [5, 6], "ts": [10, 20], "event_type": ["view"] * 2})
-    >>> ev, rep = canonical_events(raw, "log.csv")
+    >>> ev, rep = canonical_events(raw, "log.csv", on_duplicate="drop")
     >>> ev.item_id.tolist(), str(ev.ts.dtype), rep["n_duplicates_dropped"]
     ([5, 6], 'datetime64[ms, UTC]', 0)
     """
@@ -194,8 +196,8 @@ def time_cuts(events: pd.DataFrame, quantiles: Sequence[float]) -> list[pd.Times
     return [pd.Timestamp(int(np.quantile(times, v, method="lower")), unit="ms", tz="UTC") for v in q]
 
 
-def sessions_from_events(events: pd.DataFrame, quantiles: Sequence[float] = (0.8, 0.9),
-                         min_length: int = 2) -> tuple[pd.DataFrame, dict]:
+def sessions_from_events(events: pd.DataFrame, quantiles: Sequence[float],
+                         min_length: int) -> tuple[pd.DataFrame, dict]:
     """Time-ordered sessions split by time windows, with ``converted`` and ``next_item`` labels.
 
     An event at time ``t`` belongs to ``train`` if ``t <= cut1``, ``valid`` if ``cut1 < t <= cut2``

@@ -147,7 +147,7 @@ def stratified_split(df: pd.DataFrame, test_size: float, seed: int) -> pd.Series
     return pd.Series(split, index=df.index, name="split")
 
 
-def read_hillstrom(path: str | Path, test_size: float = 0.3, seed: int = 0) -> pd.DataFrame:
+def read_hillstrom(path: str | Path, test_size: float, seed: int) -> pd.DataFrame:
     """Read, encode and split the raw CSV (the canonical ``hillstrom.parquet`` table)."""
     raw, where = read_delimited(path, ",", RAW_COLUMNS)
     raw = raw.mask(raw == "")

@@ -30,7 +30,7 @@ from lib.errors import InputError
 from lib.io import read_json
 
 
-def read_sequences(path: str | Path, min_length: int = 3) -> pd.DataFrame:
+def read_sequences(path: str | Path, min_length: int) -> pd.DataFrame:
     """Parse a ``user item1 item2 ...`` file into ``user_id`` / ``items`` columns.
 
     Parameters
@@ -52,7 +52,7 @@ def read_sequences(path: str | Path, min_length: int = 3) -> pd.DataFrame:
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "s.txt")
     >>> _ = open(p, "w").write("1 5 6 7\\n2 8 9 5 6\\n")
-    >>> read_sequences(p)["items"].tolist()
+    >>> read_sequences(p, min_length=3)["items"].tolist()
     [[5, 6, 7], [8, 9, 5, 6]]
     """
     path = Path(path)
@@ -179,8 +179,8 @@ def subsample_users(df: pd.DataFrame, max_users: int | None, seed: int) -> pd.Da
     return df.iloc[keep].reset_index(drop=True)
 
 
-def build_tables(seq_path: str | Path, attr_path: str | Path, max_users: int | None = None, seed: int = 0,
-                 min_length: int = 3) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def build_tables(seq_path: str | Path, attr_path: str | Path, *, max_users: int | None, seed: int,
+                 min_length: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Read, validate and split one S3-Rec data set: ``(sequences, item_attributes, meta)``.
 
     ``n_items`` and ``n_attrs`` describe the whole catalogue, so a subsample keeps the id space.

@@ -7,7 +7,7 @@ same vectors (sklearn fixes the SVD signs).
 
 Examples
 --------
->>> emb = bag_svd([[1, 2], [2, 3], [1, 3, 3]], n_items=3, dim=2, seed=0)
+>>> emb = bag_svd([[1, 2], [2, 3], [1, 3, 3]], n_items=3, dim=2, seed=0, weighting="tfidf")
 >>> emb.shape
 (3, 2)
 """
@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import TfidfTransformer
 WEIGHTINGS = ("count", "binary", "tfidf")
 
 
-def bag_matrix(histories: Sequence[Sequence[int]], n_items: int, weighting: str = "tfidf") -> sparse.csr_matrix:
+def bag_matrix(histories: Sequence[Sequence[int]], n_items: int, weighting: str) -> sparse.csr_matrix:
     """Sparse ``[n_users, n_items + 1]`` matrix; column ``i`` counts item ``i`` (0 = padding, unused).
 
     >>> bag_matrix([[1, 1, 2]], n_items=2, weighting="count").toarray().tolist()
@@ -49,8 +49,7 @@ def bag_matrix(histories: Sequence[Sequence[int]], n_items: int, weighting: str 
     return mat
 
 
-def bag_svd(histories: Sequence[Sequence[int]], n_items: int, dim: int, seed: int,
-            weighting: str = "tfidf") -> np.ndarray:
+def bag_svd(histories: Sequence[Sequence[int]], n_items: int, dim: int, seed: int, weighting: str) -> np.ndarray:
     """``[n_users, k]`` float32 SVD scores, ``k = min(dim, n_items, n_users - 1)``.
 
     ``k`` is capped because a truncated SVD cannot return more components than the matrix

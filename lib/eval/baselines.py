@@ -60,7 +60,7 @@ class ItemKNN:
         Similar items kept per item (sparsifies the similarity matrix).
     """
 
-    def __init__(self, n_neighbours: int = 100) -> None:
+    def __init__(self, n_neighbours: int) -> None:
         self.n_neighbours = n_neighbours
 
     def fit(self, histories: Sequence[Sequence[int]], n_items: int) -> "ItemKNN":
@@ -104,8 +104,8 @@ def leave_one_out(sequences: pd.DataFrame, split: str) -> tuple[list[list[int]],
     return histories, sequences[f"{split}_item"].to_numpy(np.int64)
 
 
-def evaluate(model: Popularity | ItemKNN, sequences: pd.DataFrame, n_items: int, split: str = "test",
-             ks: Iterable[int] = (5, 10, 20), batch_size: int = 1024) -> dict[str, float]:
+def evaluate(model: Popularity | ItemKNN, sequences: pd.DataFrame, n_items: int, split: str,
+             ks: Iterable[int], batch_size: int = 1024) -> dict[str, float]:
     """Fit ``model`` on the split's histories and return full-ranking HR@K / NDCG@K."""
     histories, targets = leave_one_out(sequences, split)
     model.fit(histories, n_items)

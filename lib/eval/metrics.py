@@ -84,7 +84,7 @@ def metric_sums(ranks: torch.Tensor, ks: Iterable[int]) -> dict[str, torch.Tenso
     return out
 
 
-def ranking_metrics(ranks: torch.Tensor | np.ndarray, ks: Iterable[int] = (5, 10, 20)) -> dict[str, float]:
+def ranking_metrics(ranks: torch.Tensor | np.ndarray, ks: Iterable[int]) -> dict[str, float]:
     """``{"hr@K": ..., "ndcg@K": ...}`` means over all rows from their ranks."""
     ranks = _as_tensor(ranks).long()
     if ranks.numel() == 0:

@@ -18,7 +18,7 @@ always returns outcomes on the original scale, so ``mu1 - mu0`` is the effect es
 
 Examples
 --------
->>> heads = CausalHeads(in_dim=8, hidden=16)
+>>> heads = CausalHeads(in_dim=8, hidden=16, dropout=0.1, alpha=1.0, outcome_loss="mse")
 >>> out = heads(torch.zeros(4, 8))
 >>> sorted(out), out["g"].shape
 (['g', 'q0', 'q1'], torch.Size([4]))
@@ -56,8 +56,7 @@ class CausalHeads(nn.Module):
         ``bce`` for binary outcomes (``q0``/``q1`` are logits), ``mse`` otherwise.
     """
 
-    def __init__(self, in_dim: int, hidden: int = 64, dropout: float = 0.1, alpha: float = 1.0,
-                 outcome_loss: str = "mse"):
+    def __init__(self, in_dim: int, hidden: int, dropout: float, alpha: float, outcome_loss: str):
         super().__init__()
         if outcome_loss not in OUTCOME_LOSSES:
             raise ValueError(f"outcome_loss must be one of {OUTCOME_LOSSES}, got {outcome_loss!r}")

@@ -16,8 +16,8 @@ Three training modes:
 
 Examples
 --------
->>> enc = TextEncoder(mode="frozen", max_length=32)          # doctest: +SKIP
->>> enc.encode(["a loyal customer", "a new customer"]).shape  # doctest: +SKIP
+>>> enc = TextEncoder("frozen", max_length=32, lora_r=8, lora_alpha=16, lora_dropout=0.0)  # doctest: +SKIP
+>>> enc.encode(["a loyal customer", "a new customer"], batch_size=64).shape       # doctest: +SKIP
 (2, 384)
 """
 from __future__ import annotations
@@ -63,8 +63,8 @@ class TextEncoder(nn.Module):
         Model folder; default is the packaged MiniLM.
     """
 
-    def __init__(self, mode: str = "frozen", max_length: int = 128, lora_r: int = 8,
-                 lora_alpha: int = 16, lora_dropout: float = 0.0, path: str | Path | None = None):
+    def __init__(self, mode: str, max_length: int, lora_r: int, lora_alpha: int, lora_dropout: float,
+                 path: str | Path | None = None):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
 
@@ -100,7 +100,7 @@ class TextEncoder(nn.Module):
         return nn.functional.normalize(pooled, p=2, dim=1)
 
     @torch.no_grad()
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """Embed ``texts`` in eval mode; float32 ``[n, 384]`` in the input order.
 
         Texts are processed sorted by length so each batch pads little; the result is

@@ -127,8 +127,7 @@ def launch(preset: str, overrides: list[str], out: str | Path, timeout: float | 
     return read_json(out)
 
 
-def results_row(dataset: str, model: str, metrics: dict[str, Any], ks: tuple[int, ...] = (5, 10, 20),
-                prefix: str = "test/") -> dict[str, Any]:
+def results_row(dataset: str, model: str, metrics: dict[str, Any], ks: tuple[int, ...], prefix: str = "test/") -> dict[str, Any]:
     """One row of the next-item results table from ``test/hr@K``-style (or bare ``hr@K``) metrics."""
     row: dict[str, Any] = {"dataset": dataset, "model": model}
     for k in ks:

@@ -77,7 +77,7 @@ class TextClassifier(L.LightningModule):
         return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
 
     @torch.no_grad()
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """P(label = 1) for each text (eval mode, input order)."""
         self.eval()
         w, b = self.head.weight[0].cpu().numpy(), float(self.head.bias.cpu())
