@@ -99,7 +99,7 @@ def test_adapters_on_generated_files(tmp_path):
 
 @pytest.mark.realdata
 def test_real_otto_counts():
-    ev, rep = es.read_otto(data_file(compose("smoke"), "otto"))
+    ev, rep = es.read_otto(data_file(compose("smoke"), "otto/events"))
     assert len(ev) == 862 and rep["n_duplicates_dropped"] == 0
     assert ev.event_type.value_counts().to_dict() == {"view": 800, "cart": 52, "purchase": 10}
     sess, _ = sessions_from_events(ev)
