@@ -27,6 +27,7 @@ DATASETS_GROUP = "data/datasets"   # one file per data set, composed into data.d
 # data-set names appear in table folders, embedding files and metric keys such as
 # ate.semisynth_<name>_<setting>, where '_' and '.' separate fields
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+DATASET_KEYS = ("title", "format", "files", "sha256")   # what every data-set file declares
 
 if not OmegaConf.has_resolver("repo_root"):
     OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
@@ -103,7 +104,22 @@ format; copy conf/data/datasets/beauty.yaml, README 'Adding a data set'), or fix
                          f"{name!r} (declared: {', '.join(sorted(cfg.data.datasets))})",
                          f"add that file (files, sha256, format; copy {dataset_file('beauty')}, README 'Adding a "
                          f"data set'), or fix the name in {setting}")
-    return cfg.data.datasets[name]
+    entry = cfg.data.datasets[name]
+    missing = [key for key in DATASET_KEYS if key not in entry]
+    if missing:
+        raise InputError(dataset_file(name), None, f"lacks {missing}", f"declare every one of {list(DATASET_KEYS)} "
+                         f"(see {dataset_file('beauty')})")
+    return entry
+
+
+def titles(cfg: DictConfig, names: Iterable[str]) -> str:
+    """The ``title`` of each data set, joined for a caption.
+
+    >>> titles(compose("smoke"), ["beauty", "sports"])
+    'Amazon Beauty and Amazon Sports'
+    """
+    out = [str(dataset(cfg, name).title) for name in names]
+    return " and ".join([", ".join(out[:-1]), out[-1]] if len(out) > 2 else out)
 
 
 class RawFile(NamedTuple):
