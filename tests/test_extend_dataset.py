@@ -6,7 +6,7 @@ temporary config directory (added to Hydra's search path, as a researcher keeps 
 set outside the repository) and selected with ``data.sequences.datasets``. Notebooks 01 and 02
 run on the smoke preset and must prepare it, train on it and export its embeddings. The other
 overrides only keep the run small: no real data (a generated Hillstrom file, no event logs),
-one transformer, no text fine-tuning.
+one transformer, no text models (MiniLM is the slow step on a CPU).
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_a_third_dataset_goes_through_notebooks_01_and_02_with_config_alone(tmp_
     small = [f"paths.data_root={raw}", f"data.sha256.hillstrom={sha256_file(raw / 'hillstrom' / 'hillstrom.csv')}",
              f"paths.results={results}", f"paths.processed={tmp_path / 'processed'}", "data.events.sources=[]",
              "model.compare=[sasrec]", "model.text.predict.enabled=false", "model.text.finetune.enabled=false",
-             "model.embed.hillstrom_variants=[]"]
+             "model.embed.hillstrom_variants=[]", "model.embed.seq_variants=[bag_svd,seq_pretrained,seq_finetuned]"]
     cfg = compose("smoke", [*recipe, *small])
     assert list(cfg.trainer.datasets) == ["gen"] and list(cfg.model.embed.datasets) == ["gen"]
 
