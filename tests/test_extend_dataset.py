@@ -91,3 +91,53 @@ def test_a_third_dataset_goes_through_notebooks_01_and_02_with_config_alone(tmp_
     for variant in cfg.model.embed.seq_variants:
         emb = load_for(out / "embeddings" / f"gen__{variant}", seqs.user_id.to_numpy())
         assert emb.shape[0] == N_USERS and np.isfinite(emb).all(), variant
+
+
+def test_an_undeclared_or_misplaced_dataset_names_the_file_to_add(tmp_path):
+    from lib.data.prepare import prepare_all
+    from lib.data.sequences import load_prepared
+    from lib.embed.store import check_population
+    from lib.errors import InputError
+
+    with pytest.raises(InputError, match=r"conf/data/datasets/books.yaml: does not exist, so data.sequences.datasets "
+                                         r"names an undeclared data set 'books' \(declared: beauty, "):
+        prepare_all(compose("smoke", ["data.sequences.datasets=[beauty,books]", f"paths.processed={tmp_path}"]))
+    with pytest.raises(InputError, match=r"conf/data/datasets/otto.yaml: column 'format' is 'otto', which "
+                                         r"data.sequences.datasets cannot read"):
+        prepare_all(compose("smoke", ["data.sequences.datasets=[otto]", f"paths.processed={tmp_path}"]))
+    cfg = compose("smoke")
+    with pytest.raises(InputError, match="conf/data/datasets/books.yaml: does not exist, so model.embed.datasets"):
+        check_population(cfg, "books", "model.embed.datasets")
+    with pytest.raises(InputError, match="conf/data/datasets/books.yaml"):
+        load_prepared(cfg, "books")
+    assert check_population(cfg, "hillstrom") == "hillstrom"
+    bad = tmp_path / "conf" / "data" / "datasets" / "my_shop.yaml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("title: x\n")
+    with pytest.raises(ValueError, match=r"\['my_shop'\].*letters, digits and '-'"):
+        compose("smoke", [f"hydra.searchpath=[file://{tmp_path / 'conf'}]"])
+
+
+def test_an_event_log_in_the_generic_schema_is_a_config_file_too(tmp_path):
+    from lib.data.prepare import prepare_all
+
+    raw, conf = tmp_path / "raw", tmp_path / "conf"
+    (raw / "shop").mkdir(parents=True)
+    rows = [f"{s},{'' if s % 2 else s + 100},{(3 * s + k) % 17 + 1},{1600000000 + 3600 * s + 60 * k},"
+            f"{'purchase' if k == 2 and s % 3 == 0 else 'view'}" for s in range(1, 41) for k in range(3)]
+    (raw / "shop" / "log.csv").write_text("session_id,user_id,item_id,ts,event_type\n" + "\n".join(rows) + "\n")
+    (conf / "data" / "datasets").mkdir(parents=True)
+    (conf / "data" / "datasets" / "shop.yaml").write_text(
+        f"title: Shop log\nformat: events\nfiles: {{events: shop/log.csv}}\n"
+        f"sha256: {{events: {sha256_file(raw / 'shop' / 'log.csv')}}}\nts_unit: s\nts_span: null\n")
+    (raw / "hillstrom").mkdir()
+    raw_hillstrom(1000).to_csv(raw / "hillstrom" / "hillstrom.csv", index=False)
+    report = prepare_all(compose("smoke", [
+        f"hydra.searchpath=[file://{conf}]", "data.sequences.datasets=[]", "data.events.sources=[shop]",
+        f"paths.data_root={raw}", f"paths.processed={tmp_path / 'processed'}",
+        f"data.sha256.hillstrom={sha256_file(raw / 'hillstrom' / 'hillstrom.csv')}"]))
+    counts = report["row_counts"]
+    assert counts["events/shop/events"] == 120 and counts["events/shop/sessions"] == 40   # no cut crosses a session
+    assert counts["events/shop/sessions[train]"] == 32 and counts["events/shop/sessions[test]"] == 4
+    sessions = pd.read_parquet(tmp_path / "processed" / "events" / "shop" / "sessions.parquet")
+    assert sessions.converted.sum() == sum(1 for s in range(1, 41) if s % 3 == 0)
