@@ -4,11 +4,18 @@
 notebook, a test and a sweep run all see the same resolved tree, checked against the
 schema (:mod:`lib.schema`: types from ``conf/<group>/default.yaml``, ranges and choices
 from ``conf/schema.yaml``) before anything runs.
+
+Data sets are the config group ``data/datasets``: every file ``conf/data/datasets/<name>.yaml``
+(and ``<dir>/data/datasets/<name>.yaml`` of a directory added with the override
+``hydra.searchpath=[file://<dir>]``) is composed into ``cfg.data.datasets.<name>``, so adding a
+data set is adding a file; :func:`dataset` looks one up, :func:`raw_files` lists every raw file
+with its expected sha256.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
@@ -21,6 +28,11 @@ from lib.schema import explain_unknown_override, validate
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
 PRESETS = ("smoke", "paper")
+DATASETS_GROUP = "data/datasets"   # one file per data set, composed into data.datasets.<file name>
+# data-set names appear in table folders, embedding files and metric keys such as
+# ate.semisynth_<name>_<setting>, where '_' and '.' separate fields
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+DATASET_KEYS = ("title", "format", "files", "sha256")   # what every data-set file declares
 
 if not OmegaConf.has_resolver("repo_root"):
     OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
@@ -60,7 +72,16 @@ def compose(preset: str = "smoke", overrides: Iterable[str] = ()) -> DictConfig:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=[f"preset={preset}", *overrides])
+            base = [f"preset={preset}", *overrides]
+            # every option of the group is a declared data set (on the search path, hydra.searchpath included)
+            names = GlobalHydra.instance().config_loader().get_group_options(DATASETS_GROUP, config_name="config",
+                                                                             overrides=base)
+            bad = [name for name in names if not DATASET_NAME.fullmatch(name)]
+            if bad:
+                raise ValueError(f"data-set file names {bad} (in {DATASETS_GROUP}/) must be letters, digits and '-': "
+                                 "the name appears in metric keys (ate.semisynth_<name>_<setting>); rename the file")
+            cfg = hydra_compose(config_name="config", overrides=[
+                *(f"+{DATASETS_GROUP}@data.datasets.{name}={name}" for name in names), *base])
     except ConfigCompositionException as exc:
         raise explain_unknown_override(exc, CONF_DIR, preset, overrides) from exc
     OmegaConf.resolve(cfg)
@@ -74,19 +95,98 @@ def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 
-def data_file(cfg: DictConfig, key: str) -> Path:
-    """Absolute path of raw data file ``cfg.data.files[key]``; a clear error if it is missing.
+def dataset_file(name: str) -> str:
+    """Where data set ``name`` is declared: ``conf/data/datasets/<name>.yaml``."""
+    return f"conf/{DATASETS_GROUP}/{name}.yaml"
 
-    The message names the file and the settings that locate it, so a user on another
+
+def dataset(cfg: DictConfig, name: str, setting: str = "the data set name") -> DictConfig:
+    """The declaration ``cfg.data.datasets[name]``; an error naming the file to add when there is none.
+
+    ``setting`` names the config key that asked for ``name`` (for the message).
+
+    Examples
+    --------
+    >>> cfg = compose("smoke")
+    >>> dataset(cfg, "beauty").format
+    's3rec'
+    >>> dataset(cfg, "books", "trainer.dataset")
+    Traceback (most recent call last):
+    ...
+    lib.errors.InputError: conf/data/datasets/books.yaml: does not exist, so trainer.dataset names an undeclared \
+data set 'books' (declared: beauty, diginetica, otto, sports, yoochoose). Fix: add that file (files, sha256, \
+format; copy conf/data/datasets/beauty.yaml, README 'Adding a data set'), or fix the name in trainer.dataset
+    """
+    from lib.errors import InputError
+
+    if name not in cfg.data.datasets:
+        raise InputError(dataset_file(name), None, f"does not exist, so {setting} names an undeclared data set "
+                         f"{name!r} (declared: {', '.join(sorted(cfg.data.datasets))})",
+                         f"add that file (files, sha256, format; copy {dataset_file('beauty')}, README 'Adding a "
+                         f"data set'), or fix the name in {setting}")
+    entry = cfg.data.datasets[name]
+    missing = [key for key in DATASET_KEYS if key not in entry]
+    if missing:
+        raise InputError(dataset_file(name), None, f"lacks {missing}", f"declare every one of {list(DATASET_KEYS)} "
+                         f"(see {dataset_file('beauty')})")
+    return entry
+
+
+def titles(cfg: DictConfig, names: Iterable[str]) -> str:
+    """The ``title`` of each data set, joined for a caption.
+
+    >>> titles(compose("smoke"), ["beauty", "sports"])
+    'Amazon Beauty and Amazon Sports'
+    """
+    out = [str(dataset(cfg, name).title) for name in names]
+    return " and ".join([", ".join(out[:-1]), out[-1]] if len(out) > 2 else out)
+
+
+class RawFile(NamedTuple):
+    """One raw input: path relative to ``paths.data_root``, expected sha256 and the settings holding both."""
+
+    path: str
+    sha256: str | None
+    setting: str       # e.g. data.datasets.beauty.files.sequences
+    sha_setting: str   # e.g. data.datasets.beauty.sha256.sequences
+
+
+def raw_files(cfg: DictConfig) -> dict[str, RawFile]:
+    """Every configured raw file: ``data.files.<key>`` under ``key``, data-set files under ``<name>/<role>``.
+
+    Examples
+    --------
+    >>> files = raw_files(compose("smoke"))
+    >>> files["beauty/sequences"].path, files["beauty/sequences"].sha_setting
+    ('amazon_beauty_s3rec/Beauty.txt', 'data.datasets.beauty.sha256.sequences')
+    >>> files["hillstrom"].setting
+    'data.files.hillstrom'
+    """
+    out = {key: RawFile(str(rel), cfg.data.sha256[key] if key in cfg.data.sha256 else None, f"data.files.{key}",
+                        f"data.sha256.{key}") for key, rel in cfg.data.files.items()}
+    for name, entry in cfg.data.datasets.items():
+        sha = entry.sha256 if "sha256" in entry and entry.sha256 is not None else {}
+        for role, rel in entry.files.items():
+            out[f"{name}/{role}"] = RawFile(str(rel), sha[role] if role in sha else None,
+                                            f"data.datasets.{name}.files.{role}", f"data.datasets.{name}.sha256.{role}")
+    return out
+
+
+def data_file(cfg: DictConfig, key: str) -> Path:
+    """Absolute path of raw file ``key`` of :func:`raw_files` (``hillstrom``, ``beauty/sequences``, ...).
+
+    A missing file is an error naming it and the settings that locate it, so a user on another
     machine knows what to change.
     """
-    if key not in cfg.data.files:
-        raise KeyError(f"no data file {key!r} in conf/data (cfg.data.files has {sorted(cfg.data.files)})")
-    path = Path(cfg.paths.data_root) / cfg.data.files[key]
+    files = raw_files(cfg)
+    if key not in files:
+        raise KeyError(f"no raw data file {key!r} in the config (known: {sorted(files)})")
+    rel, setting = files[key].path, files[key].setting
+    path = Path(cfg.paths.data_root) / rel
     if not path.is_file():
         raise FileNotFoundError(
-            f"missing data file {path} (data.files.{key}). Point paths.data_root at the folder holding "
-            f"'{cfg.data.files[key]}': set the environment variable BC_DATA_ROOT or pass the override "
+            f"missing data file {path} ({setting}). Point paths.data_root at the folder holding "
+            f"'{rel}': set the environment variable BC_DATA_ROOT or pass the override "
             f"paths.data_root=/path/to/data (now {cfg.paths.data_root})."
         )
     return path

@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lib.config import REPO_ROOT
+from lib.config import REPO_ROOT, raw_files
 from lib.io import sha256_file
 
 PACKAGES = (
@@ -58,8 +58,8 @@ def code_version(root: Path = REPO_ROOT) -> str:
 def data_checksums(cfg: DictConfig) -> dict[str, str]:
     """sha256 of every configured raw data file that exists under ``paths.data_root``."""
     out = {}
-    for key, rel in sorted(cfg.data.files.items()):
-        path = Path(cfg.paths.data_root) / rel
+    for key, raw in sorted(raw_files(cfg).items()):
+        path = Path(cfg.paths.data_root) / raw.path
         out[key] = sha256_file(path) if path.is_file() else "missing"
     return out
 

@@ -1,10 +1,11 @@
 # %% [markdown]
 # # 01 · Prepare data — raw logs to validated tables and causal benchmarks with ground truth
-# Every raw data set is turned into canonical Parquet tables (Amazon Beauty/Sports sequences with a
-# leave-one-out split, YooChoose/DIGINETICA/OTTO event logs as time-split sessions, the Hillstrom RCT),
-# then the two causal benchmarks are built: a semi-synthetic treatment over real Beauty histories
-# (naive vs true ATE at three confounding levels) and a confounded subsample of the Hillstrom RCT
-# (naive vs the randomised reference).
+# Every raw data set is turned into canonical Parquet tables (the sequence data sets of
+# `data.sequences.datasets` with a leave-one-out split, the event logs of `data.events.sources` as
+# time-split sessions, the Hillstrom RCT; each data set is a file of `conf/data/datasets/`), then the
+# two causal benchmarks are built: a semi-synthetic treatment over the real histories of
+# `simulate.semisynth.dataset` (naive vs true ATE at three confounding levels) and a confounded
+# subsample of the Hillstrom RCT (naive vs the randomised reference).
 
 # %% tags=["parameters"]
 preset = "smoke"          # papermill parameters: defaults are the tiny CPU preset
@@ -13,7 +14,7 @@ run_dir = None
 
 # %%
 from pathlib import Path
-from lib.config import compose
+from lib.config import compose, titles
 cfg = compose(preset, overrides)
 run_dir = Path(run_dir or Path(cfg.paths.results) / "01_prepare_data")
 
@@ -25,6 +26,8 @@ from lib.report.artefacts import record_metrics, register
 from lib.simulate import benchmarks, plots
 
 report = prepare_all(cfg)
+print("sequences:", titles(cfg, cfg.data.sequences.datasets) or "none", "| event logs:",
+      titles(cfg, cfg.data.events.sources) or "none")
 counts = row_counts_table(report)
 print(counts.to_string(index=False))
 print("checksum warnings:", report["warnings"] or "none")
@@ -41,9 +44,10 @@ hs = hillstrom.load_prepared(cfg)
 summary, overlap, graphs, metrics = benchmarks.summarise(seqs, attrs, hs, cfg)
 print(summary.to_string(index=False))
 register(run_dir, "benchmark_summary", "table", summary,
-         caption="Naive difference in means vs the truth: the semi-synthetic Beauty benchmark at three confounding "
-                 "levels (true ATE = mean simulated effect) and the confounded Hillstrom subsample (truth = the "
-                 "full-RCT difference in means, Mens E-Mail vs control).")
+         caption=f"Naive difference in means vs the truth: the semi-synthetic benchmark over "
+                 f"{titles(cfg, [cfg.simulate.semisynth.dataset])} histories at three confounding levels (true ATE = "
+                 "mean simulated effect) and the confounded Hillstrom subsample (truth = the full-RCT difference in "
+                 "means, Mens E-Mail vs control).")
 register(run_dir, "causal_graphs", "figure", graphs, plot="lib.simulate.plots:plot_causal_graphs",
          caption="Causal graphs of the two benchmarks. Left: history-derived order-free and order-dependent "
                  "confounders drive treatment and outcome. Right: value covariates and the arm drive selection "

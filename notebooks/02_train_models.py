@@ -1,9 +1,10 @@
 # %% [markdown]
-# # 02 · Train models — next-item transformers on Amazon Beauty and Sports, with baselines
+# # 02 · Train models — next-item transformers on the sequence data sets, with baselines
 # SASRec-style (causal) and BERT4Rec-style (masked) item-sequence transformers are trained with
 # Lightning on leave-one-out splits and compared with popularity and item-kNN baselines under the
 # literature's protocol: full ranking over all items, HR@{5,10,20} and NDCG@{5,10,20}, early
-# stopping on validation NDCG@10, test reported once. Training runs as a subprocess
+# stopping on validation NDCG@10, test reported once, on every data set of `trainer.datasets` (by default
+# all of `data.sequences.datasets`; Amazon Beauty and Sports in the study presets). Training runs as a subprocess
 # (`python -m lib.train`), the same command that runs under torchrun or SLURM on many GPUs.
 # The last cells export user embeddings for the causal study.
 
@@ -14,7 +15,7 @@ run_dir = None
 
 # %%
 from pathlib import Path
-from lib.config import compose
+from lib.config import compose, titles
 cfg = compose(preset, overrides)
 run_dir = Path(run_dir or Path(cfg.paths.results) / "02_train_models")
 
@@ -28,6 +29,7 @@ from lib.train.plots import add_test_points, read_curves
 from lib.train.run import launch, published_rows, results_row
 
 ks = tuple(cfg.model.ks)
+print("next-item data sets:", titles(cfg, cfg.trainer.datasets) or "none")
 rows, runs, curves = [], {}, []
 for dataset in cfg.trainer.datasets:
     sequences, _, meta = load_prepared(cfg, dataset)
@@ -53,14 +55,15 @@ print(results.round(4).to_string(index=False) if rows else "no next-item data se
 # %%
 for dataset, table in results.groupby("dataset", sort=False):
     n_users = load_prepared(cfg, dataset)[2]["n_users"]
+    published = ("" if (table["source"] == "this study").all() else
+                 " Rows whose source is not this study are published results on the same S3-Rec files and "
+                 "leave-one-out split (conf/report published_nextitem; blank = not reported); their evaluation "
+                 "code, from S3-Rec, drops each user's history items from the candidates, which ours does not.")
     register(run_dir, f"nextitem_{dataset}", "table", table.reset_index(drop=True),
-             caption=f"Next-item results on Amazon {dataset.capitalize()} ({n_users} users): leave-one-out test "
+             caption=f"Next-item results on {titles(cfg, [dataset])} ({n_users} users): leave-one-out test "
                      "item ranked against all items (no sampled negatives, history items not removed, ties "
                      "counted against the model). Transformers use the checkpoint with the best validation "
-                     "NDCG@10; baselines are fitted on each user's history before the test item. Rows whose "
-                     "source is not this study are published results on the same S3-Rec files and leave-one-out "
-                     "split (conf/report published_nextitem; blank = not reported); their evaluation code, from "
-                     "S3-Rec, drops each user's history items from the candidates, which ours does not.")
+                     "NDCG@10; baselines are fitted on each user's history before the test item." + published)
 record_metrics(run_dir, {f"nextitem.{r['dataset']}.{r['model']}.{m.lower()}": r[m]
                          for r in rows[:ours] for m in r if "@" in m})
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from omegaconf.errors import ReadonlyConfigError
 
-from lib.config import REPO_ROOT, compose, data_file
+from lib.config import REPO_ROOT, compose, data_file, raw_files
 from lib.envspec import pip_requirements
 from lib.io import atomic_path, read_json, write_json, write_parquet
 from lib.report.artefacts import load, record_metrics, register
@@ -106,7 +106,7 @@ def test_runner_writes_notebook_config_and_manifest(notebook_dir, tmp_path):
     manifest = read_json(out / "manifest.json")
     assert manifest["status"] == "ok" and manifest["seed"] == 5 and manifest["overrides"] == ["seed=5"]
     assert len(manifest["git"]["sha"]) == 40
-    assert set(manifest["data_sha256"]) == set(compose("smoke").data.files)
+    assert set(manifest["data_sha256"]) == set(raw_files(compose("smoke")))
     assert manifest["packages"]["torch"].startswith("2.13.0")
 
 

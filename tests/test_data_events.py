@@ -100,7 +100,8 @@ def test_adapters_on_generated_files(tmp_path):
 @pytest.mark.realdata
 def test_real_otto_counts():
     ecfg = compose("smoke").data.events
-    ev, rep = es.read_otto(data_file(compose("smoke"), "otto"), ecfg.on_duplicate, list(ecfg.ts_span.otto))
+    ev, rep = es.read_otto(data_file(compose("smoke"), "otto/events"), ecfg.on_duplicate,
+                           list(compose("smoke").data.datasets.otto.ts_span))
     assert len(ev) == 862 and rep["n_duplicates_dropped"] == 0
     assert ev.event_type.value_counts().to_dict() == {"view": 800, "cart": 52, "purchase": 10}
     sess, _ = sessions_from_events(ev, list(ecfg.split_quantiles), ecfg.min_session_length)

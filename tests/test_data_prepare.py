@@ -36,12 +36,13 @@ def test_prepare_is_deterministic_and_typed(tmp_path):
 @pytest.mark.realdata
 def test_checksum_mismatch_stops_unless_accepted(tmp_path):
     out = tmp_path / "processed"
-    base = [*FAST, "data.events.sources=[otto]", f"paths.processed={out}", "data.sha256.otto=0000"]
+    base = [*FAST, "data.events.sources=[otto]", f"paths.processed={out}", "data.datasets.otto.sha256.events=0000"]
     with pytest.raises(InputError) as err:
         prepare_all(compose("smoke", base))
     msg = str(err.value)
-    assert "train.jsonl (data.files.otto)" in msg and "expects 0000" in msg and "data.verify_checksums=false" in msg
-    assert compose("smoke").data.sha256.otto in msg and not out.exists()
+    assert "train.jsonl (data.datasets.otto.files.events)" in msg and "expects 0000" in msg
+    assert "data.verify_checksums=false" in msg and "data.datasets.otto.sha256.events=" in msg
+    assert compose("smoke").data.datasets.otto.sha256.events in msg and not out.exists()
     report = prepare_all(compose("smoke", [*base, "data.verify_checksums=false"]))
-    assert len(report["warnings"]) == 1 and "data.files.otto" in report["warnings"][0]
+    assert len(report["warnings"]) == 1 and "data.datasets.otto.files.events" in report["warnings"][0]
     assert report["row_counts"]["events/otto/events"] == 862

@@ -62,7 +62,7 @@ def test_subsample_is_seeded_and_keeps_ids(tmp_path):
 @pytest.mark.realdata
 def test_real_beauty_matches_published_shape():
     cfg = compose("paper")
-    df, attrs, meta = sq.build_tables(data_file(cfg, "beauty_sequences"), data_file(cfg, "beauty_attributes"),
+    df, attrs, meta = sq.build_tables(data_file(cfg, "beauty/sequences"), data_file(cfg, "beauty/attributes"),
                                       max_users=cfg.data.max_users, seed=cfg.seed, min_length=cfg.data.sequences.min_length)
     assert meta == {"n_users": 22363, "n_items": 12101, "n_attrs": 637, "n_interactions": 198502}
     assert (df["items"].map(len) >= 5).all()

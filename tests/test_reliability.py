@@ -23,7 +23,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from _data_fixtures import raw_hillstrom
-from lib.config import REPO_ROOT, compose
+from lib.config import REPO_ROOT, compose, raw_files
 from lib.data.prepare import prepare_all
 from lib.errors import InputError
 from lib.io import sha256_file
@@ -34,7 +34,7 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures" / "notebooks"
 
 
 def _raw_files(cfg) -> dict[str, str]:
-    """Small valid raw files in the published layouts, keyed like ``data.files``."""
+    """Small valid raw files in the published layouts, keyed by their path under ``paths.data_root``."""
     rng = np.random.default_rng(0)
     seq = "".join(f"{u} " + " ".join(str(i) for i in rng.integers(1, 31, rng.integers(3, 8))) + "\n"
                   for u in range(1, 41))
@@ -52,18 +52,27 @@ def _raw_files(cfg) -> dict[str, str]:
         {"aid": int(rng.integers(1, 40)), "ts": 1659600000000 + 3_600_000 * s + 1000 * k,
          "type": ["clicks", "carts", "orders"][k % 3]} for k in range(3)]}) + "\n" for s in range(15))
     hill = raw_hillstrom(1000).to_csv(index=False, lineterminator="\n").rstrip("\n")  # like the real file
-    texts = {"beauty_sequences": seq, "beauty_attributes": attrs, "yoochoose_train": yoochoose(1, 1396310400.5),
-             "yoochoose_test": yoochoose(16, 1396310400.5 + 600 * 16), "diginetica": "\n".join(dig),
-             "otto": otto, "hillstrom": hill}
-    return {cfg.data.files[k]: t for k, t in texts.items()}
+    texts = {"beauty/sequences": seq, "beauty/attributes": attrs, "yoochoose/train": yoochoose(1, 1396310400.5),
+             "yoochoose/test": yoochoose(16, 1396310400.5 + 600 * 16), "diginetica/events": "\n".join(dig),
+             "otto/events": otto, "hillstrom": hill}
+    return {raw_files(cfg)[k].path: t for k, t in texts.items()}
+
+
+def _accepted(base, root: Path) -> dict[str, str]:
+    """``sha256 setting -> hash`` of every configured raw file present under ``root``."""
+    return {f.sha_setting: sha256_file(root / f.path) for f in raw_files(base).values() if (root / f.path).is_file()}
 
 
 def _cfg(base, root: Path, processed: Path, **data):
     """``base`` pointed at ``root`` with hashes of the files there (accepted on purpose)."""
-    sha = {k: sha256_file(root / rel) for k, rel in base.data.files.items() if (root / rel).is_file()}
     over = {"paths": {"data_root": str(root), "processed": str(processed)},
-            "data": {"sha256": sha, "sequences": {"datasets": SOURCES["sequences.datasets"]},
+            "data": {"sequences": {"datasets": SOURCES["sequences.datasets"]},
                      "events": {"sources": SOURCES["events.sources"]}, **data}}
+    for setting, sha in _accepted(base, root).items():     # nested dicts: a hash is never parsed as a number
+        node = over
+        for part in setting.split(".")[:-1]:
+            node = node.setdefault(part, {})
+        node[setting.split(".")[-1]] = sha
     return OmegaConf.merge(base, over)
 
 
@@ -296,8 +305,7 @@ def test_notebook_01_refuses_damage_and_keeps_its_results(prepared, tmp_path):
     def overrides(root: Path) -> list[str]:
         return [f"paths.data_root={root}", f"paths.processed={tmp_path / 'processed'}",
                 f"paths.results={tmp_path / 'results'}", "data.sequences.datasets=[beauty]",
-                *(f"data.sha256.{k}={sha256_file(root / rel)}" for k, rel in base.data.files.items()
-                  if (root / rel).is_file())]
+                *(f"{setting}='{sha}'" for setting, sha in _accepted(base, root).items())]
 
     def raw(name: str, damaged: dict[str, str]) -> Path:
         root = tmp_path / name

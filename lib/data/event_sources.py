@@ -1,5 +1,7 @@
 """Adapters from the layouts of YooChoose, DIGINETICA and OTTO to the generic event path.
 
+A log already in the generic schema (data-set format ``events``) is read by :func:`read_events`.
+
 Each adapter only reads its file and renames / derives the raw columns
 ``session_id, user_id, item_id, ts, event_type``; typing, validation, deduplication and
 sessionisation are shared (:mod:`lib.data.events`).
@@ -28,6 +30,28 @@ from lib.data.validate import Where, not_plain_int, read_delimited, read_text, r
 from lib.errors import InputError
 
 OTTO_TYPES = {"clicks": "view", "carts": "cart", "orders": "purchase"}
+
+
+def read_events(path: str | Path, ts_unit: str | None = "s", on_duplicate: str = "drop",
+                ts_span: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
+    """A comma-separated log in the generic schema: header ``session_id,item_id,ts,event_type``
+    (plus optional ``user_id``), event types ``view`` / ``cart`` / ``purchase``.
+
+    ``ts_unit`` is the unit of numeric epoch times (``s`` or ``ms``; None parses date-times).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "log.csv")
+    >>> _ = open(p, "w").write("session_id,user_id,item_id,ts,event_type\\n7,,3,1600000000,view\\n"
+    ...                        "7,,4,1600000060,purchase\\n")
+    >>> ev, rep = read_events(p)
+    >>> ev.item_id.tolist(), ev.event_type.tolist(), str(ev.ts.iloc[1])
+    ([3, 4], ['view', 'purchase'], '2020-09-13 12:27:40+00:00')
+    """
+    raw, where = read_delimited(path, ",", ("session_id", "item_id", "ts", "event_type"))
+    return canonical_events(raw, str(path), ts_unit=ts_unit, on_duplicate=on_duplicate, ts_span=ts_span,
+                            where=where)
 
 
 def read_yoochoose(paths: Sequence[str | Path], on_duplicate: str,

@@ -113,7 +113,7 @@ def check_span(ts: pd.Series, where: Where, column: str, span: Sequence[str]) ->
                          f"[{lo.date()}, {hi.date()}] (this one {ts.iloc[row]}; observed min {ts.min()}, "
                          f"max {ts.max()})", "fix or drop those events; if the columns are in another order than "
                          "the header, reorder them; if the data really covers other dates, widen "
-                         "data.events.ts_span.<source>")
+                         "data.datasets.<source>.ts_span (conf/data/datasets/<source>.yaml)")
 
 
 def canonical_events(raw: pd.DataFrame, source: str, ts_unit: str | None = "s",
@@ -134,7 +134,7 @@ def canonical_events(raw: pd.DataFrame, source: str, ts_unit: str | None = "s",
     on_duplicate : {"drop", "raise"}
         ``data.events.on_duplicate``.
     ts_span : [first, last], optional
-        Plausible event times (ISO dates, ``data.events.ts_span.<source>``); None = no check.
+        Plausible event times (ISO dates, ``data.datasets.<source>.ts_span``); None = no check.
     where : Where, optional
         Maps a row of ``raw`` to its file and line for messages (default: ``source (row N)``).
 

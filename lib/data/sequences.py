@@ -1,6 +1,7 @@
 """Interaction sequences in the S3-Rec format, validated, split leave-one-out.
 
-Raw format (Amazon Beauty / Sports as released with S3-Rec)::
+Raw format ``s3rec`` of a data set declared in ``conf/data/datasets/<name>.yaml`` (Amazon
+Beauty / Sports as released with S3-Rec)::
 
     Beauty.txt                   one line per user: ``user_id item_1 item_2 ...`` (time order)
     Beauty_item2attributes.json  ``{"item_id": [attr_id, ...], ...}``
@@ -210,11 +211,15 @@ def validate_prepared(df: pd.DataFrame, source: str) -> None:
 
 def load_prepared(cfg: DictConfig, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """``(sequences_df, item_attributes_df, meta)`` of a data set prepared by notebook 01."""
+    from lib.config import dataset as declared
+
+    declared(cfg, dataset, "a sequence data-set setting")
     folder = Path(cfg.paths.processed) / "seq" / dataset
     path = folder / "sequences.parquet"
     if not path.is_file():
+        listed = "" if dataset in cfg.data.sequences.datasets else f" with {dataset!r} in data.sequences.datasets"
         raise FileNotFoundError(f"missing {path}: run `python -m lib.runner 01_prepare_data "
-                                f"--preset {cfg.preset_name}` first (paths.processed = {cfg.paths.processed})")
+                                f"--preset {cfg.preset_name}`{listed} first (paths.processed = {cfg.paths.processed})")
     seqs = pd.read_parquet(path)
     seqs["items"] = [list(map(int, s)) for s in seqs["items"]]
     validate_prepared(seqs, str(path))

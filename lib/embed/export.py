@@ -25,7 +25,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from lib.embed.bag import bag_svd
-from lib.embed.store import embedding_stem, load_for, save_embeddings
+from lib.embed.store import check_population, embedding_stem, load_for, save_embeddings
 from lib.errors import InputError
 from lib.io import read_json, sha256_file
 
@@ -170,6 +170,7 @@ def export_all(cfg: Any, run_dir: str | Path) -> list[Path]:
     run_dir, root = Path(run_dir), Path(cfg.paths.embeddings)
     jobs: list[tuple[str, str, Callable[[], tuple]]] = []
     for dataset in cfg.model.embed.datasets:
+        check_population(cfg, dataset, "model.embed.datasets")
         producers = _seq_population(cfg, dataset, run_dir)
         jobs += [(dataset, v, producers[v]) for v in cfg.model.embed.seq_variants]
     hill = _hillstrom_population(cfg)

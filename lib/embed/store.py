@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lib.config import DATASET_NAME, dataset
 from lib.errors import InputError
 from lib.io import read_json, sha256_file, write_json, write_npz
 
-POPULATIONS = ("beauty", "sports", "hillstrom")
+TABULAR_POPULATIONS = ("hillstrom",)   # populations that are not sequence data sets of conf/data/datasets
 VARIANTS = ("bag_svd", "seq_pretrained", "text_frozen", "text_lora", "text_full")
 REQUIRED_META = ("variant", "population")
 PROVENANCE = ("config", "ids_sha256", "table", "table_sha256", "id_column")
@@ -66,10 +67,30 @@ def _check_ids_in_table(source: str, ids: np.ndarray, table: Path, id_column: st
                          "were built for another ordering of the units, or the id column was shifted", REEXPORT)
 
 
+def check_population(cfg: Any, population: str, setting: str = "the population") -> str:
+    """``population`` when it is Hillstrom or a declared sequence data set, else an error naming the file to add.
+
+    Examples
+    --------
+    >>> from lib.config import compose
+    >>> check_population(compose("smoke"), "sports")
+    'sports'
+    >>> check_population(compose("smoke"), "books", "model.embed.datasets")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lib.errors.InputError: conf/data/datasets/books.yaml: does not exist, so model.embed.datasets names ...
+    """
+    if population not in TABULAR_POPULATIONS:
+        dataset(cfg, population, setting)
+    return population
+
+
 def embedding_stem(root: str | Path, population: str, variant: str) -> Path:
-    """``{root}/{population}__{variant}`` with both names checked against the known sets."""
-    if population not in POPULATIONS:
-        raise ValueError(f"population must be one of {POPULATIONS}, got {population!r}")
+    """``{root}/{population}__{variant}``; the population name must be usable in a file name
+    (check it against the config with :func:`check_population`), the variant a known one."""
+    if not DATASET_NAME.fullmatch(population):
+        raise ValueError(f"population {population!r} cannot name an embedding file: it is the name of a data-set "
+                         "file (conf/data/datasets/<population>.yaml), letters, digits and '-'")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     return Path(root) / f"{population}__{variant}"

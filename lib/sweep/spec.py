@@ -38,7 +38,7 @@ from typing import Any, Iterable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from lib.config import CONF_DIR, REPO_ROOT, compose
+from lib.config import CONF_DIR, REPO_ROOT, compose, raw_files
 from lib.provenance import code_version as checkout_code_version
 from lib.provenance import data_checksums
 
@@ -245,7 +245,8 @@ def expand(spec: SweepSpec, preset: str | None = None, root: str | Path | None =
     for params in points(spec):
         overrides = (*spec.overrides, *(f"{k}={format_value(v)}" for k, v in params.items()))
         cfg = compose(preset, overrides)
-        data_key = json.dumps([str(cfg.paths.data_root), OmegaConf.to_container(cfg.data.files)], sort_keys=True)
+        data_key = json.dumps([str(cfg.paths.data_root), {k: f.path for k, f in raw_files(cfg).items()}],
+                              sort_keys=True)
         if data_key not in checksum_cache:
             checksum_cache[data_key] = data_checksums(cfg)
         digest = run_hash(cfg, spec.notebooks, overrides, code_version, checksum_cache[data_key])

@@ -106,25 +106,64 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule, "run_dir": run_dir}
 
 
+class TrainingFailed(RuntimeError):
+    """A training subprocess died, was killed or wrote no metrics; the message names its log."""
+
+
 def launch(preset: str, overrides: list[str], out: str | Path, timeout: float | None = None) -> dict[str, Any]:
     """Run ``python -m lib.train`` in a subprocess and return its metrics JSON.
 
     Notebooks use this because a Jupyter kernel cannot host DDP worker processes; the command
-    is exactly what one would type (or submit to SLURM) by hand. Errors carry the run's stderr.
+    is exactly what one would type (or submit to SLURM) by hand. Its output is appended to
+    ``train.log`` in the run's checkpoint folder (``{paths.checkpoints}/{run_name}/``, kept
+    outside the notebook's staging folder, next to the CSV logs).
+
+    Raises
+    ------
+    TrainingFailed
+        ``training of <dataset>/<arch> failed (exit code N[, killed by SIGNAL]), log: <path>``
+        followed by the end of the log, when the process exits non-zero, is killed (from outside,
+        or after ``timeout`` seconds) or exits without writing ``out``.
     """
+    import signal
     import subprocess
     import sys
 
-    from lib.config import REPO_ROOT
+    from lib.config import REPO_ROOT, compose
     from lib.io import read_json
 
+    cfg = compose(preset, overrides)
+    log = Path(cfg.paths.checkpoints) / run_name(cfg) / "train.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.unlink(missing_ok=True)        # never read the metrics of an earlier run as this one's
     cmd = [sys.executable, "-m", "lib.train", "--preset", preset, "--out", str(out)]
     for item in overrides:
         cmd += ["-o", item]
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"training failed ({' '.join(cmd)}):\n{proc.stderr[-4000:]}")
-    return read_json(out)
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=fh, stderr=subprocess.STDOUT)
+        why = ""
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code, why = proc.wait(), f" after the {timeout:g} s timeout"
+        except BaseException:          # Ctrl-C / SIGTERM of the notebook: do not leave training running
+            proc.kill()
+            proc.wait()
+            raise
+    if code == 0 and out.is_file():
+        return read_json(out)
+    status = f"exit code {code}"
+    if code < 0:
+        status += f", killed by {signal.Signals(-code).name}{why}"
+    elif code == 0:
+        status += f", but it wrote no metrics to {out}"
+    tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+    raise TrainingFailed(f"training of {cfg.trainer.dataset}/{cfg.model.arch} failed ({status}), log: {log}\n"
+                         f"command: {' '.join(cmd)}\n--- end of the log ---\n{tail}")
 
 
 def results_row(dataset: str, model: str, metrics: dict[str, Any], ks: tuple[int, ...], prefix: str = "test/") -> dict[str, Any]:
