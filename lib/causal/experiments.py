@@ -191,7 +191,9 @@ def hillstrom_rct_gap(cfg: DictConfig) -> pd.DataFrame:
     with the uncertainty of both (``sqrt(se^2 + se_ref^2)``; conservative, since the subsample
     is part of the experiment) and ``covers_rct`` is ``|z_rct| <= z_(1 - alpha/2)``.
     A text representation is estimated on the subsample's customers that have its vectors
-    (``n_units`` says how many).
+    (``n_units`` says how many); one fine-tuned on the outcomes of the RCT train split
+    (``causal.hillstrom.trained_on_train_split``) only on its test-split customers, so that no
+    representation adjusts units whose outcome it saw.
     """
     from scipy import stats
 
@@ -203,6 +205,7 @@ def hillstrom_rct_gap(cfg: DictConfig) -> pd.DataFrame:
     design = _hillstrom_design(df)
     q = stats.norm.ppf(1 - float(ccfg.alpha) / 2)
     available = {rep: _embedded_ids(cfg, rep) for rep in hcfg.representations}
+    test_ids = df.loc[df["split"] == "test", "customer_id"].to_numpy()
     rows = []
     for outcome in hcfg.outcomes:
         for seed in range(cfg.seed, cfg.seed + int(hcfg.n_seeds)):
@@ -214,6 +217,8 @@ def hillstrom_rct_gap(cfg: DictConfig) -> pd.DataFrame:
                 diagnose = ccfg.overlap.max_seeds is None or seed - cfg.seed < int(ccfg.overlap.max_seeds)
                 ids_ok = available[rep]
                 units = keep if ids_ok is None else keep[np.isin(data.unit_id[keep], ids_ok)]
+                if rep in hcfg.trained_on_train_split:   # fine-tuned on train-split outcomes: adjust test units only
+                    units = units[np.isin(data.unit_id[units], test_ids)]
                 sub = type(data)(**{**data.__dict__, "unit_id": data.unit_id[units], "T": data.T[units],
                                     "Y": data.Y[units], "X": data.X.iloc[units], "W_true": data.W_true.iloc[units],
                                     "propensity": data.propensity[units]})
