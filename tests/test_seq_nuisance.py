@@ -12,6 +12,7 @@ from sklearn.base import clone
 
 from lib.errors import InputError
 from lib.train.causal import crossfit_finetuned_vectors, stratified_folds
+from lib.config import compose
 from lib.train.datamodule import left_pad
 from lib.train.seq_nuisance import SequenceClassifier, SequenceRegressor
 
@@ -19,8 +20,8 @@ torch.set_num_threads(1)
 N_ITEMS, MAX_LEN, TAU = 20, 10, 1.0
 HC = dict(hidden=16, dropout=0.3, alpha=1.0, outcome_loss="auto", lr=1e-2, encoder_lr=1e-2, weight_decay=0.05,
           batch_size=16, max_epochs=20, max_steps=-1, val_fraction=0.2, patience=5)
-MC = dict(arch="sasrec", size="t", sizes={"t": dict(hidden=16, layers=1, heads=2)}, max_len=MAX_LEN,
-          dropout=0.0, attn_dropout=0.0, use_attributes=False, attn_implementation="eager")
+MC = compose("smoke", ["+model.sizes.t={hidden:16,layers:1,heads:2}", "model.size=t", f"model.max_len={MAX_LEN}",
+                       "model.dropout=0.0", "model.attn_dropout=0.0", "model.attn_implementation=eager"]).model
 
 
 def _confounded(n, seed):

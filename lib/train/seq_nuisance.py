@@ -25,8 +25,8 @@ Examples
 >>> from econml.dml import LinearDML
 >>> hc = dict(hidden=8, dropout=0.0, outcome_loss="auto", lr=1e-2, encoder_lr=1e-2, weight_decay=0.0,
 ...           batch_size=32, max_epochs=1, max_steps=-1, val_fraction=0.2, patience=1)
->>> mc = dict(arch="sasrec", size="t", sizes={"t": dict(hidden=8, layers=1, heads=1)}, max_len=4,
-...           dropout=0.0, attn_dropout=0.0, use_attributes=False, attn_implementation="eager")
+>>> from lib.config import compose
+>>> mc = compose("smoke", ["model.max_len=4", "model.dropout=0.0", "model.attn_dropout=0.0"]).model
 >>> rng = np.random.default_rng(0); W = rng.integers(0, 6, size=(60, 4)); T = rng.integers(0, 2, 60)
 >>> est = LinearDML(model_y=SequenceRegressor(5, hc, mc), model_t=SequenceClassifier(5, hc, mc),
 ...                 discrete_treatment=True, cv=2, random_state=0)
