@@ -82,7 +82,7 @@ figures: $(ENV_OK) ## re-render tables, figures and metrics.json from saved resu
 sweep: $(ENV_OK) ## run a sweep: make sweep SWEEP=<name in conf/sweep> [JOBS=N] (resumable)
 	$(PY) -m lib.sweep $(SWEEP) --preset $(P) --jobs $(JOBS)
 
-bench: $(ENV_OK) ## throughput / fit-time benchmarks as ratios against in-run baselines (BENCH_ARGS=--quick for a short run)
+bench: $(ENV_OK) ## benchmarks: training, causal fit time, causal fitting at scale, 1M-user export (BENCH_ARGS="--only causal_scale" etc.)
 	$(PY) -m lib.bench $(BENCH_ARGS)
 
 lab: $(ENV_OK) ## open JupyterLab on notebooks/ (jupytext opens the .py files as notebooks)

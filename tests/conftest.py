@@ -21,3 +21,19 @@ def data_root(smoke_cfg) -> Path:
     if not (root / smoke_cfg.data.files.hillstrom).is_file():
         pytest.skip(f"shared data not found under {root} (set BC_DATA_ROOT)")
     return root
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs) for every test that needs one: starting it costs ~10 s."""
+    ray = pytest.importorskip("ray")
+    options = dict(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2 ** 20, log_to_driver=False)
+    try:
+        ray.init(**options)
+    except Exception as exc:  # Ray waits a fixed 30 s for its raylet: a loaded machine can miss it once
+        if "timed out during startup" not in str(exc):
+            raise
+        ray.shutdown()
+        ray.init(**options)
+    yield ray
+    ray.shutdown()

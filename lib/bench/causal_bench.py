@@ -23,9 +23,9 @@ import time
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
 from lib.causal.estimators import fit_arms
+from lib.config import compose
 
 
 def _data(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -39,8 +39,8 @@ def _data(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, ...]:
 
 def run(sizes: list[int], dims: list[int], n_jobs: int = 2, n_trees: int = 100) -> pd.DataFrame:
     """Seconds per fit for every (estimator, dim, n) with growth vs the smallest n of the same dim."""
-    ccfg = OmegaConf.create({"nuisance_y": "lasso", "nuisance_t": "logistic", "cv": 2, "n_jobs": n_jobs, "alpha": 0.05,
-                             "forest": {"n_estimators": n_trees, "min_samples_leaf": 10}})
+    ccfg = compose("smoke", ["causal.cv=2", f"causal.n_jobs={n_jobs}", f"causal.forest.n_estimators={n_trees}",
+                             "causal.forest.min_samples_leaf=10"]).causal
     for name in ("linear_dml", "causal_forest_dml"):   # warm-up: imports and first-call costs stay out of the table
         fit_arms(name, *_data(500, dims[0]), ccfg, seed=0)
     rows = []

@@ -50,6 +50,7 @@ from scipy import sparse, stats
 
 from lib.causal import diagnostics
 from lib.causal.nuisance import make_nuisance
+from lib.causal.scale import econml_kwargs
 from lib.errors import InputError
 
 ESTIMATORS = ("naive", "ols", "linear_dml", "causal_forest_dml", "dr_learner", "causalbert_aipw",
@@ -168,12 +169,13 @@ def _econml(name: str, Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: An
             cate[a] = np.asarray(est.effect(Z, T0=0, T1=a), dtype=float).ravel()
             res[a] = (float(cate[a].mean()), np.nan, np.nan, np.nan)   # no analytic inference for meta-learners
         return res, cate, est
+    scale = econml_kwargs(ccfg)     # causal.ray: each cross-fitting fold a Ray task
     if name == "linear_dml":
-        est = LinearDML(model_y=my, model_t=mt, discrete_treatment=True, cv=cv, random_state=seed)
+        est = LinearDML(model_y=my, model_t=mt, discrete_treatment=True, cv=cv, random_state=seed, **scale)
     elif name == "causal_forest_dml":
-        est = CausalForestDML(model_y=my, model_t=mt, discrete_treatment=True, cv=cv, drate=True, **forest)
+        est = CausalForestDML(model_y=my, model_t=mt, discrete_treatment=True, cv=cv, drate=True, **forest, **scale)
     else:
-        est = ForestDRLearner(model_regression=my, model_propensity=mt, cv=cv, **forest)
+        est = ForestDRLearner(model_regression=my, model_propensity=mt, cv=cv, **forest, **scale)
     with warnings.catch_warnings():
         # EconML notes that the penalty-search folds of LassoCV are not its cross-fitting folds: intended
         warnings.filterwarnings("ignore", message=".*non-default cv attribute.*")

@@ -96,7 +96,8 @@ def _seq_population(cfg: Any, dataset: str, run_dir: Path) -> dict[str, Callable
         return ids, emb, {"config": {"bag": _container(ecfg.bag)}, "checkpoint_sha256": None}
 
     def pretrained() -> tuple:
-        from lib.train.causal import best_nextitem_checkpoint, encode_histories
+        from lib.embed.stream import encode_parquet
+        from lib.train.causal import best_nextitem_checkpoint
         from lib.train.nextitem import load_model
 
         ckpt = best_nextitem_checkpoint(cfg, dataset)
@@ -105,8 +106,10 @@ def _seq_population(cfg: Any, dataset: str, run_dir: Path) -> dict[str, Callable
                                     f"train the sequence models (python -m lib.train trainer.dataset={dataset}) "
                                     f"before exporting seq_pretrained, or drop it from model.embed.seq_variants")
         model = load_model(ckpt)
-        emb = encode_histories(model, hist, model.max_len)
-        return ids, emb, {"config": {"model": _seq_config(cfg)}, "checkpoint": str(ckpt),
+        # streamed from the Parquet table: a million users never hold a million histories at once
+        stream_ids, emb = encode_parquet(model, Path(cfg.paths.processed) / "seq" / dataset / "sequences.parquet",
+                                         model.max_len, int(ecfg.stream.read_rows), int(ecfg.stream.batch_size))
+        return stream_ids, emb, {"config": {"model": _seq_config(cfg)}, "checkpoint": str(ckpt),
                           "checkpoint_sha256": sha256_file(ckpt)}
 
     def text() -> tuple:

@@ -20,25 +20,22 @@ hash covers the resolved config, the code version and the data checksums, so edi
 knob or committing new code starts fresh runs rather than reusing stale ones
 (``--code-version`` pins the version when a commit is known not to matter).
 
-Clusters. SLURM through submitit (``pip install submitit``; not a dependency)::
+Clusters. SLURM through submitit::
 
     python -m lib.sweep ablation_representation --preset paper --launcher submitit
 
 submits the unfinished runs as one job array with ``submitit.AutoExecutor``; the sweep
 file's ``launcher:`` block is passed to ``update_parameters`` (``timeout_min``,
-``slurm_partition``, ``gpus_per_node``, ``cpus_per_task``...). Each array task calls
-:func:`lib.sweep.engine.execute_run`, so status files, resume and :func:`collect` behave
-as locally. With Ray, the same function is the unit of work::
+``slurm_partition``, ``gpus_per_node``, ``cpus_per_task``...; ``cluster: local`` forces
+submitit's local executor). Each array task calls :func:`lib.sweep.engine.execute_run`, so
+status files, resume and :func:`collect` behave as locally. On Ray every run is one task
+calling the same function, sized by ``cpus_per_task`` / ``gpus_per_node``::
 
-    import ray
-    from lib.sweep import expand, load_sweep, run_status
-    from lib.sweep.engine import execute_run
-    remote = ray.remote(num_cpus=4)(execute_run)
-    runs = [r for r in expand(load_sweep("ablation_model_size"), "paper")
-            if run_status(r) != "ok"]
-    records = ray.get([remote.remote(r) for r in runs])
+    python -m lib.sweep ablation_model_size --preset paper --launcher ray --ray-address auto
 
-(the results folder must be on storage shared by the workers).
+(``--ray-address`` or the sweep file's ``launcher.ray.address``; without either, a local
+Ray cluster is started for the sweep). On both, the results folder must be on storage
+shared by the workers.
 """
 from lib.sweep.collect import collect, sweep_root
 from lib.sweep.engine import SweepResult, execute_run, run_status, run_sweep

@@ -17,8 +17,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs executed at once")
     parser.add_argument("--root", default=None, help="folder of the run folders "
                                                      "(default results/<preset>/sweeps/<name>)")
-    parser.add_argument("--launcher", choices=("local", "submitit"), default="local",
-                        help="local worker processes, or a SLURM job array through submitit")
+    parser.add_argument("--launcher", choices=("local", "submitit", "ray"), default="local",
+                        help="local worker processes, a SLURM job array through submitit, or Ray tasks")
+    parser.add_argument("--ray-address", default=None,
+                        help="Ray cluster to join with --launcher ray (default: the sweep file's "
+                             "launcher.ray.address, else $RAY_ADDRESS, else a local cluster)")
     parser.add_argument("--code-version", default=None,
                         help="pin the code version in the run hashes (default: git HEAD + diff hash)")
     parser.add_argument("--list", action="store_true", help="print the planned runs and their status, run nothing")
@@ -33,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{run.run_dir.name}  {run_status(run):8s} {run.params}")
         return 0
     result = run_sweep(spec, preset=args.preset, jobs=args.jobs, root=args.root, code_version=args.code_version,
-                       launcher=args.launcher, progress=not args.no_progress)
+                       launcher=args.launcher, progress=not args.no_progress, ray_address=args.ray_address)
     print(f"[sweep] {spec.name}: {len(result.runs)} runs, {result.done} done, {result.failed} failed, "
           f"{result.skipped} skipped (already ok) -> {result.root}")
     for digest, record in result.failures.items():

@@ -9,7 +9,10 @@ or ``failed`` with the traceback), so
 
 ``jobs > 1`` runs that many runs at once in worker processes (each notebook also gets
 its own kernel process). ``launcher="submitit"`` sends the same runs to SLURM as a job
-array instead (see :mod:`lib.sweep`).
+array instead, and ``launcher="ray"`` makes each run a Ray task (see :mod:`lib.sweep`).
+The sweep file's ``launcher:`` block sizes a run for both: ``cpus_per_task`` and
+``gpus_per_node`` are the Ray task's ``num_cpus`` / ``num_gpus``; its ``ray:`` sub-block
+(``address``) is for Ray only and every other key goes to submitit.
 """
 from __future__ import annotations
 
@@ -112,7 +115,8 @@ def _plan_record(run: Run) -> dict[str, Any]:
 
 def run_sweep(spec: SweepSpec | str | Path, preset: str | None = None, jobs: int = 1,
               root: str | Path | None = None, code_version: str | None = None, launcher: str = "local",
-              progress: bool = True, on_result: Callable[[dict[str, Any]], None] | None = None) -> SweepResult:
+              progress: bool = True, on_result: Callable[[dict[str, Any]], None] | None = None,
+              ray_address: str | None = None) -> SweepResult:
     """Run every unfinished run of a sweep and return the counts.
 
     Parameters
@@ -126,9 +130,13 @@ def run_sweep(spec: SweepSpec | str | Path, preset: str | None = None, jobs: int
         Folder of the run folders (default ``results/<preset>/sweeps/<name>``).
     code_version : str, optional
         Pin the code version in the run hashes (default: the checkout's).
-    launcher : {"local", "submitit"}
+    launcher : {"local", "submitit", "ray"}
     progress : bool
         Show a tqdm bar with done / failed / skipped counts.
+    ray_address : str, optional
+        Ray cluster to join (``auto``, ``ray://head:10001``...); wins over the sweep file's
+        ``launcher.ray.address``. Without either, an already connected Ray session is used,
+        else ``ray.init`` joins ``$RAY_ADDRESS`` or starts a local cluster for this sweep.
     """
     spec = spec if isinstance(spec, SweepSpec) else load_sweep(spec)
     runs = expand(spec, preset, root, code_version)
@@ -162,9 +170,12 @@ def run_sweep(spec: SweepSpec | str | Path, preset: str | None = None, jobs: int
     try:
         with stop_cleanly():  # Ctrl-C or SIGTERM: no kernel or worker is left running
             if launcher == "submitit":
-                _run_submitit(todo, root, spec.launcher, finish)
+                _run_submitit(todo, root, {k: v for k, v in spec.launcher.items() if k != "ray"}, finish)
+            elif launcher == "ray":
+                address = ray_address or (spec.launcher.get("ray") or {}).get("address")
+                _run_ray(todo, ray_task_options(spec.launcher), address, finish)
             elif launcher != "local":
-                raise ValueError(f"unknown launcher {launcher!r}; use 'local' or 'submitit'")
+                raise ValueError(f"unknown launcher {launcher!r}; use 'local', 'submitit' or 'ray'")
             elif jobs <= 1:
                 for run in todo:
                     finish(execute_run(run))
@@ -212,13 +223,16 @@ def _run_submitit(todo: list[Run], root: Path, params: dict[str, Any],
     """Submit the runs as one SLURM job array with ``submitit.AutoExecutor`` and wait for them.
 
     ``params`` (the sweep file's ``launcher:`` block) go to ``executor.update_parameters``,
-    e.g. ``{timeout_min: 120, slurm_partition: gpu, gpus_per_node: 1, cpus_per_task: 8}``.
+    e.g. ``{timeout_min: 120, slurm_partition: gpu, gpus_per_node: 1, cpus_per_task: 8}``,
+    except ``cluster`` (``slurm``, ``local``...), which forces submitit's executor instead of
+    the one it detects.
     """
     try:
         import submitit
     except ImportError as exc:
         raise RuntimeError("launcher 'submitit' needs the submitit package: pip install submitit") from exc
-    executor = submitit.AutoExecutor(folder=root / ".submitit" / "%j")
+    params = dict(params)
+    executor = submitit.AutoExecutor(folder=root / ".submitit" / "%j", cluster=params.pop("cluster", None))
     executor.update_parameters(**params)
     jobs = executor.map_array(execute_run, todo) if todo else []
     for job, run in zip(jobs, todo):
@@ -226,3 +240,56 @@ def _run_submitit(todo: list[Run], root: Path, params: dict[str, Any],
             finish(job.result())
         except Exception as exc:  # the SLURM job died before writing a status
             finish(_crash_record(run, exc))
+
+
+def ray_task_options(params: dict[str, Any]) -> dict[str, Any]:
+    """Ray task options of one run from the sweep file's ``launcher:`` block.
+
+    The SLURM names size a run on both launchers; ``max_retries=0`` because a run whose
+    worker died is recorded as failed (and redone by the next invocation), as locally.
+
+    >>> ray_task_options({"cpus_per_task": 4, "gpus_per_node": 1, "timeout_min": 60})
+    {'max_retries': 0, 'num_cpus': 4, 'num_gpus': 1}
+    """
+    options: dict[str, Any] = {"max_retries": 0}
+    if "cpus_per_task" in params:
+        options["num_cpus"] = params["cpus_per_task"]
+    if "gpus_per_node" in params:
+        options["num_gpus"] = params["gpus_per_node"]
+    return options
+
+
+def _run_ray(todo: list[Run], options: dict[str, Any], address: str | None,
+             finish: Callable[[dict[str, Any]], None]) -> None:
+    """Each run is a Ray task calling :func:`execute_run`; results are taken as they finish.
+
+    On Ctrl-C the unfinished tasks are cancelled (a running one gets ``KeyboardInterrupt``, so
+    papermill shuts its kernel down and no status is written); a cluster started here is shut
+    down on the way out, one joined by address is left running.
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise RuntimeError("launcher 'ray' needs the ray package: pip install 'ray==2.*'") from exc
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        task = ray.remote(execute_run).options(**options)
+        pending = {task.remote(run): run for run in todo}
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    run = pending.pop(ref)
+                    try:
+                        finish(ray.get(ref))
+                    except Exception as exc:  # the worker died (killed, out of memory, node lost)
+                        finish(_crash_record(run, exc))
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref)
+            raise
+    finally:
+        if started_here:
+            ray.shutdown()

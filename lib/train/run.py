@@ -17,7 +17,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.strategies import FSDPStrategy
 from omegaconf import DictConfig, OmegaConf
+from transformers.models.bert.modeling_bert import BertLayer
 
 from lib.io import write_json
 from lib.models.seq import seq_config
@@ -27,7 +29,7 @@ from lib.train.nextitem import NextItemModule
 # trainer keys that do not change what is learned: a run keeps its folder (and resumes) when
 # only these differ, e.g. a longer max_epochs continues the same run
 _NOT_IN_RUN_ID = ("enable_progress_bar", "cpu_threads", "num_workers", "resume", "run_name", "log_every_n_steps",
-                  "max_epochs", "max_steps", "patience", "ckpt_every_n_steps", "eval_batch_size", "datasets")
+                  "max_epochs", "max_steps", "patience", "ckpt_every_n_steps", "eval_batch_size", "datasets", "fsdp")
 TRAINER_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision", "accumulate_grad_batches",
                 "max_epochs", "max_steps", "gradient_clip_val", "val_check_interval", "log_every_n_steps",
                 "enable_progress_bar", "deterministic")
@@ -44,6 +46,18 @@ def run_name(cfg: DictConfig) -> str:
     return f"{cfg.trainer.dataset}-{cfg.model.arch}-{cfg.model.size}-{digest}"
 
 
+def fsdp_strategy(fsdp_cfg: DictConfig) -> FSDPStrategy:
+    """Lightning's FSDP with each transformer layer its own shard unit (``trainer.fsdp``).
+
+    The embeddings and the tied next-item head stay in the root unit, so the tie survives
+    sharding; checkpoints are saved as full state dicts, loadable without FSDP.
+    """
+    layer = {BertLayer}
+    return FSDPStrategy(auto_wrap_policy=layer, sharding_strategy=str(fsdp_cfg.sharding_strategy),
+                        cpu_offload=bool(fsdp_cfg.cpu_offload), state_dict_type="full",
+                        activation_checkpointing_policy=layer if fsdp_cfg.activation_checkpointing else None)
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheckpoint]:
     """A ``lightning.Trainer`` from ``cfg.trainer`` with checkpointing, early stopping and loggers."""
     tcfg = cfg.trainer
@@ -57,6 +71,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheck
                                          every_n_train_steps=int(tcfg.ckpt_every_n_steps)))
     kwargs = {k: tcfg[k] for k in TRAINER_KEYS}
     kwargs["precision"] = str(kwargs["precision"])
+    if kwargs["strategy"] == "fsdp":
+        kwargs["strategy"] = fsdp_strategy(tcfg.fsdp)
     trainer = L.Trainer(
         **kwargs, callbacks=callbacks, default_root_dir=str(run_dir),
         logger=[CSVLogger(str(run_dir), name="csv"), TensorBoardLogger(str(run_dir), name="tb")],
