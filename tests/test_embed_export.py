@@ -97,7 +97,7 @@ def test_hillstrom_prediction_then_export(cfg, tmp_path):
     assert not np.allclose(emb_f, emb_l)           # the adapters changed the vectors
     np.testing.assert_array_equal(emb_f, emb_p)    # reused, not embedded a second time
     export = load(run_dir)["embedding_export"]["frame"]
-    assert len(export) == 6 and set(export["population"]) == {"beauty", "hillstrom"}
+    assert len(export) == 5 and set(export["population"]) == {"beauty", "hillstrom"}
     # a second export gives identical arrays (frozen vectors and the seeded bag-of-items SVD)
     bag = load_embeddings(f"{cfg.paths.embeddings}/beauty__bag_svd")[1]
     export_all(cfg, run_dir)

@@ -26,10 +26,10 @@ def write_sweep(folder: Path, launcher: str, marker: Path) -> Path:
 notebook_dir: {FIXTURES}
 preset: smoke
 notebooks: [fx_produce]
-overrides: ["+fixture.scale=3"]
+overrides: ["+extra.scale=3"]
 runs:
   - {{seed: 0}}
-  - {{seed: 1, +fixture.fail_when: {marker}}}
+  - {{seed: 1, +extra.fail_when: {marker}}}
 launcher: {launcher}
 """)
     return path

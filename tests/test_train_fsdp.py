@@ -9,10 +9,9 @@ from __future__ import annotations
 import pytest
 from lightning.pytorch.strategies import FSDPStrategy
 from torch.distributed.fsdp import ShardingStrategy
-from transformers.models.bert.modeling_bert import BertLayer
 
 from lib.config import compose
-from lib.models.seq import build_model
+from lib.models.seq import Block, build_model
 from lib.train.run import build_trainer, fsdp_strategy
 
 
@@ -26,7 +25,7 @@ def test_fsdp_strategy_wraps_every_transformer_layer_of_the_base_encoder():
     model = build_model(cfg.model, n_items=50)
     units = strategy.kwargs["auto_wrap_policy"]._run_policy(model, set(), {})
     # one unit per layer; the item embeddings (tied to the output head) stay in FSDP's root unit
-    assert len(units) == cfg.model.sizes.base.layers and all(isinstance(m, BertLayer) for m in units)
+    assert len(units) == cfg.model.sizes.base.layers and all(isinstance(m, Block) for m in units)
     checkpointed = strategy._activation_checkpointing_kwargs["auto_wrap_policy"]._run_policy(model, set(), {})
     assert set(checkpointed) == set(units)
 

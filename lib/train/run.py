@@ -19,10 +19,9 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import FSDPStrategy
 from omegaconf import DictConfig, OmegaConf
-from transformers.models.bert.modeling_bert import BertLayer
 
 from lib.io import write_json
-from lib.models.seq import seq_config
+from lib.models.seq import Block, seq_config
 from lib.train.datamodule import from_config
 from lib.train.nextitem import NextItemModule
 
@@ -52,7 +51,7 @@ def fsdp_strategy(fsdp_cfg: DictConfig) -> FSDPStrategy:
     The embeddings and the tied next-item head stay in the root unit, so the tie survives
     sharding; checkpoints are saved as full state dicts, loadable without FSDP.
     """
-    layer = {BertLayer}
+    layer = {Block}
     return FSDPStrategy(auto_wrap_policy=layer, sharding_strategy=str(fsdp_cfg.sharding_strategy),
                         cpu_offload=bool(fsdp_cfg.cpu_offload), state_dict_type="full",
                         activation_checkpointing_policy=layer if fsdp_cfg.activation_checkpointing else None)
