@@ -210,13 +210,17 @@ def validate_prepared(df: pd.DataFrame, source: str) -> None:
 
 
 def load_prepared(cfg: DictConfig, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """``(sequences_df, item_attributes_df, meta)`` of a data set prepared by notebook 01."""
+    """``(sequences_df, item_attributes_df, meta)`` of a data set prepared by notebook 01.
+
+    Prepared tables on disk are read as they are; a name with neither tables nor a data-set file
+    (``conf/data/datasets/<name>.yaml``) fails naming the file to add.
+    """
     from lib.config import dataset as declared
 
-    declared(cfg, dataset, "a sequence data-set setting")
     folder = Path(cfg.paths.processed) / "seq" / dataset
     path = folder / "sequences.parquet"
     if not path.is_file():
+        declared(cfg, dataset, "a sequence data-set setting")
         listed = "" if dataset in cfg.data.sequences.datasets else f" with {dataset!r} in data.sequences.datasets"
         raise FileNotFoundError(f"missing {path}: run `python -m lib.runner 01_prepare_data "
                                 f"--preset {cfg.preset_name}`{listed} first (paths.processed = {cfg.paths.processed})")
