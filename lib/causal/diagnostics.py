@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import sparse
 from sklearn.model_selection import StratifiedKFold
 
+from lib.causal.nuisance import nuisance_models
 from lib.errors import InputError
 
 #: propensity bounds of the overlap diagnostic (Crump et al. style trimming band)
@@ -124,14 +125,12 @@ def overlap(T: np.ndarray, X: np.ndarray | None, W: object, seed: int, ocfg: obj
         [0.01, 0.99]: the arms are (nearly) separable by the covariates and no adjustment can
         compare them. The message names ``source`` and what to change.
     """
-    from lib.causal.estimators import _nuisances
-
     T = np.asarray(T, dtype=np.int64)
     dense = W is None or (isinstance(W, np.ndarray) and W.dtype == np.float64)
     kind = str(ocfg.model)
     if kind == "representation" or not dense:
         kind = (nuisance or (ccfg.nuisance_y, ccfg.nuisance_t))[1]
-    _, model, W_fit = _nuisances(ccfg, W, 0 if X is None else X.shape[1], seed, ("lasso", kind))
+    _, model, W_fit = nuisance_models(ccfg, W, 0 if X is None else X.shape[1], seed, ("lasso", kind))
     Z = _stack(X, W_fit, len(T))
     arms = np.unique(T)
     prop = np.zeros((len(T), arms.max() + 1))

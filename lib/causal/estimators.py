@@ -49,7 +49,7 @@ import pandas as pd
 from scipy import sparse, stats
 
 from lib.causal import diagnostics
-from lib.causal.nuisance import make_nuisance
+from lib.causal.nuisance import nuisance_models
 from lib.causal.scale import econml_kwargs
 from lib.errors import InputError
 
@@ -133,19 +133,6 @@ def _ols(Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: np.ndarray | Non
     return res, cate, fit
 
 
-def _nuisances(ccfg: Any, W: Any, n_x: int, seed: int, kinds: tuple[str, str] | None) -> tuple[Any, Any, Any]:
-    """``(model_y, model_t, W for EconML)``: lookups over ``W`` unless it is a dense float matrix."""
-    from lib.causal.nuisance import RowLookup
-
-    ky, kt = kinds or (ccfg.nuisance_y, ccfg.nuisance_t)
-    my = make_nuisance(ky, "regression", seed, ccfg.nuisance_params, int(ccfg.n_jobs))
-    mt = make_nuisance(kt, "classification", seed, ccfg.nuisance_params, int(ccfg.n_jobs))
-    if W is None or (isinstance(W, np.ndarray) and W.dtype == np.float64):
-        return my, mt, W
-    rows = np.arange(W.shape[0], dtype=np.float64)[:, None]
-    return RowLookup(my, W, n_x), RowLookup(mt, W, n_x), rows
-
-
 def _econml(name: str, Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: Any,
             arms: list[int], ccfg: Any, seed: int,
             kinds: tuple[str, str] | None) -> tuple[ArmResult, dict[int, np.ndarray], Any]:
@@ -154,7 +141,7 @@ def _econml(name: str, Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: An
     from econml.metalearners import TLearner, XLearner
 
     alpha, cv = float(ccfg.alpha), int(ccfg.cv)
-    my, mt, W_fit = _nuisances(ccfg, W, 0 if X is None else X.shape[1], seed, kinds)
+    my, mt, W_fit = nuisance_models(ccfg, W, 0 if X is None else X.shape[1], seed, kinds)
     forest = dict(n_estimators=int(ccfg.forest.n_estimators), min_samples_leaf=int(ccfg.forest.min_samples_leaf),
                   max_depth=ccfg.forest.max_depth, n_jobs=int(ccfg.n_jobs), random_state=seed)
     if name in ("t_learner", "x_learner"):

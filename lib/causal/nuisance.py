@@ -78,6 +78,21 @@ def make_nuisance(kind: str, task: str, seed: int, params: Any, n_jobs: int = 1)
     return lgb.LGBMRegressor(**kw) if task == "regression" else lgb.LGBMClassifier(**kw)
 
 
+def nuisance_models(ccfg: Any, W: Any, n_x: int, seed: int, kinds: tuple[str, str] | None) -> tuple[Any, Any, Any]:
+    """``(model_y, model_t, W for EconML)`` over ``W``: :class:`RowLookup` wrappers unless W is a dense float matrix.
+
+    ``kinds`` = (outcome, propensity) nuisance kinds (None: ``causal.nuisance_y`` / ``nuisance_t``);
+    ``n_x`` is the number of effect-modifier columns EconML puts before W.
+    """
+    ky, kt = kinds or (ccfg.nuisance_y, ccfg.nuisance_t)
+    my = make_nuisance(ky, "regression", seed, ccfg.nuisance_params, int(ccfg.n_jobs))
+    mt = make_nuisance(kt, "classification", seed, ccfg.nuisance_params, int(ccfg.n_jobs))
+    if W is None or (isinstance(W, np.ndarray) and W.dtype == np.float64):
+        return my, mt, W
+    rows = np.arange(W.shape[0], dtype=np.float64)[:, None]
+    return RowLookup(my, W, n_x), RowLookup(mt, W, n_x), rows
+
+
 class RowLookup(BaseEstimator):
     """Fit ``estimator`` on rows of ``table`` selected by a row-number column of the input.
 
