@@ -33,11 +33,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from lib.config import CONF_DIR, REPO_ROOT, compose
+from lib.bench.knobs import knobs
+from lib.config import REPO_ROOT, compose
 
-CONF = CONF_DIR / "bench" / "causal_scale.yaml"
 
 
 def embed_users(cfg: DictConfig, dataset: str, dims: list[int], seed: int) -> dict[int, np.ndarray]:
@@ -167,10 +167,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame | None:
     if args.child:
         print(json.dumps(fit_one(json.loads(args.child))))
         return None
-    bcfg = OmegaConf.load(CONF)
-    for key in ("estimators", "sizes", "dims", "time_cap_s", "memory_cap_gb"):
-        if getattr(args, key) is not None:
-            bcfg[key] = getattr(args, key)
+    bcfg = knobs("causal_scale", args, ("estimators", "sizes", "dims", "time_cap_s", "memory_cap_gb"))
     df = run(bcfg)
     print(df[["estimator", "d", "n", "status", "seconds", "cpu_s", "peak_gb", "ate", "slope"]]
           .to_markdown(index=False, floatfmt=".3g"))

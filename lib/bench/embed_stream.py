@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from lib.config import CONF_DIR, REPO_ROOT, compose
+from lib.bench.knobs import knobs
+from lib.config import REPO_ROOT, compose
 
-CONF = CONF_DIR / "bench" / "embed_stream.yaml"
 
 
 def write_table(path: Path, n_users: int, n_items: int, length: tuple[int, int], row_group_size: int,
@@ -104,10 +104,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame | None:
     if args.child:
         print(json.dumps(encode_one(json.loads(args.child))))
         return None
-    bcfg = OmegaConf.load(CONF)
-    for key in ("n_users", "modes"):
-        if getattr(args, key) is not None:
-            bcfg[key] = getattr(args, key)
+    bcfg = knobs("embed_stream", args, ("n_users", "modes"))
     df = run(bcfg)
     print(df.to_markdown(index=False, floatfmt=".3g"))
     return df

@@ -15,7 +15,8 @@ fused AdamW kernel (the current code path), then bf16 autocast on the CPU. It re
 sequences/s, the implied seconds per Beauty epoch (22,363 users) and achieved model FLOP/s from
 :func:`train_flops_per_sequence` (analytic; MFU needs a peak, which a shared CPU does not have).
 
-``python -m lib.bench.train_bench [--preset smoke] [-o key=value ...]`` prints both tables.
+Knobs: ``conf/bench/train.yaml``; ``python -m lib.bench.train_bench [--preset P] [-o key=value ...]
+[--steps N]`` prints both tables.
 """
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig
 
+from lib.bench.knobs import knobs
 from lib.config import compose
 from lib.models.seq import seq_config
 from lib.train.datamodule import SeqDataModule
@@ -78,33 +81,43 @@ def lightning_rate(cfg, steps: int, warmup: int, n_users: int, n_items: int) -> 
     return steps / (timer.end - timer.start)
 
 
-def plain_rate(cfg, steps: int, warmup: int, n_users: int, n_items: int) -> tuple[float, NextItemModule, SeqDataModule]:
-    module, dm = synthetic_module(cfg, n_users, n_items, cfg.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
-    module.to(device).train()
-    opt = module.configure_optimizers()["optimizer"]
-    loader, done, epoch, start = dm.train_dataloader(), 0, 0, None
+def _timed_steps(loader, step, steps: int, warmup: int, sync=None) -> float:
+    """Optimiser steps per second of ``step(batch)`` over ``steps`` steps after ``warmup`` untimed ones."""
+    done, epoch, start = 0, 0, None
     while done < warmup + steps:
         loader.sampler.set_epoch(epoch)
         for (seq,) in loader:
             if done == warmup:
                 start = time.perf_counter()
-            loss = module.training_loss(seq.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.trainer.gradient_clip_val:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.trainer.gradient_clip_val)
-            opt.step()
+            step(seq)
             done += 1
             if done == warmup + steps:
                 break
         epoch += 1
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps / (time.perf_counter() - start), module, dm
+    if sync is not None:
+        sync()
+    return steps / (time.perf_counter() - start)
 
 
-def encode_rate(module: NextItemModule, dm: SeqDataModule, repeats: int = 3) -> float:
+def plain_rate(cfg, steps: int, warmup: int, n_users: int, n_items: int) -> tuple[float, NextItemModule, SeqDataModule]:
+    module, dm = synthetic_module(cfg, n_users, n_items, cfg.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
+    module.to(device).train()
+    opt = module.configure_optimizers()["optimizer"]
+
+    def step(seq: torch.Tensor) -> None:
+        loss = module.training_loss(seq.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.trainer.gradient_clip_val:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.trainer.gradient_clip_val)
+        opt.step()
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    return _timed_steps(dm.train_dataloader(), step, steps, warmup, sync), module, dm
+
+
+def encode_rate(module: NextItemModule, dm: SeqDataModule, repeats: int) -> float:
     """Histories encoded per second by ``SeqRecModel.encode`` (evaluation batches)."""
     model = module.model.eval()
     hist = dm.test_set.tensors[0].to(next(model.parameters()).device)
@@ -144,29 +157,22 @@ def _recipe_rate(cfg, module: NextItemModule, dm: SeqDataModule, steps: int, war
     mcfg = module.hparams.model_cfg
     opt = torch.optim.AdamW(module.parameters(), lr=mcfg["lr"], weight_decay=mcfg["weight_decay"],
                             betas=tuple(mcfg["adam_betas"]), fused=fused, foreach=False if not fused else None)
-    loader, done, epoch, start = dm.train_dataloader(), 0, 0, None
-    while done < warmup + steps:
-        loader.sampler.set_epoch(epoch)
-        for (seq,) in loader:
-            if done == warmup:
-                start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = module.training_loss(seq, trim=trim)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.trainer.gradient_clip_val or float("inf"))
-            opt.step()
-            done += 1
-            if done == warmup + steps:
-                break
-        epoch += 1
-    return steps / (time.perf_counter() - start)
+
+    def step(seq: torch.Tensor) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = module.training_loss(seq, trim=trim)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.trainer.gradient_clip_val or float("inf"))
+        opt.step()
+
+    return _timed_steps(dm.train_dataloader(), step, steps, warmup)
 
 
-def recipe_table(preset: str = "smoke", overrides: list[str] | None = None, steps: int = 20, warmup: int = 3,
-                 n_users: int = 4096, n_items: int = 12101, rounds: int = 2) -> pd.DataFrame:
+def recipe_table(bcfg: DictConfig) -> pd.DataFrame:
     """Sequences/s, seconds per Beauty epoch and model FLOP/s of the speed-work chain (see module doc)."""
-    base = list(overrides or [])
+    preset, base, steps, rounds = bcfg.preset, list(bcfg.overrides), int(bcfg.steps), int(bcfg.rounds)
+    warmup, n_users, n_items = int(bcfg.recipe.warmup), int(bcfg.recipe.n_users), int(bcfg.recipe.n_items)
     cfg = compose(preset, base)
     if cfg.trainer.cpu_threads:
         torch.set_num_threads(int(cfg.trainer.cpu_threads))
@@ -199,10 +205,11 @@ def recipe_table(preset: str = "smoke", overrides: list[str] | None = None, step
     return table
 
 
-def run(preset: str = "smoke", overrides: list[str] | None = None, steps: int = 20, warmup: int = 5,
-        n_users: int = 2048, n_items: int = 12000, rounds: int = 2) -> pd.DataFrame:
+def run(bcfg: DictConfig) -> pd.DataFrame:
     """Throughput table: rows lightning / plain loop / encode; ratio in the last column."""
-    cfg = compose(preset, list(overrides or []))
+    steps, warmup, rounds = int(bcfg.steps), int(bcfg.warmup), int(bcfg.rounds)
+    n_users, n_items = int(bcfg.n_users), int(bcfg.n_items)
+    cfg = compose(bcfg.preset, list(bcfg.overrides))
     if cfg.trainer.cpu_threads:
         torch.set_num_threads(int(cfg.trainer.cpu_threads))
     seqs_per_step, tokens_per_seq = cfg.trainer.batch_size, cfg.model.max_len
@@ -213,7 +220,7 @@ def run(preset: str = "smoke", overrides: list[str] | None = None, steps: int = 
         rate, module, dm = plain_rate(cfg, steps, warmup, n_users, n_items)
         plain = max(plain, rate)
         light = max(light, lightning_rate(cfg, steps, warmup, n_users, n_items))
-    enc = encode_rate(module, dm)
+    enc = encode_rate(module, dm, int(bcfg.encode_repeats))
     rows: list[dict[str, Any]] = [
         {"what": "train: plain PyTorch loop", "sequences/s": plain * seqs_per_step,
          "tokens/s": plain * seqs_per_step * tokens_per_seq, "ratio": 1.0},
@@ -229,14 +236,14 @@ def run(preset: str = "smoke", overrides: list[str] | None = None, steps: int = 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(prog="python -m lib.bench.train_bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="smoke")
-    parser.add_argument("-o", "--override", action="append", default=[])
-    parser.add_argument("--steps", type=int, default=20)
-    args = parser.parse_args(argv)
-    table = run(args.preset, args.override, steps=args.steps)
+    parser.add_argument("--preset", help="override the config's base preset")
+    parser.add_argument("-o", "--override", action="append", dest="overrides", help="Hydra override (repeatable)")
+    parser.add_argument("--steps", type=int, help="override the config's timed steps")
+    bcfg = knobs("train", parser.parse_args(argv), ("preset", "overrides", "steps"))
+    table = run(bcfg)
     print(f"sequence-model training throughput ({table.attrs['setup']})")
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-    recipe = recipe_table(args.preset, args.override, steps=args.steps)
+    recipe = recipe_table(bcfg)
     print(f"speed work, plain training loop ({recipe.attrs['setup']}); no GPU on this machine, so no bf16 "
           "GPU throughput or MFU (achieved / peak bf16 FLOP/s) is measured")
     print(recipe.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
