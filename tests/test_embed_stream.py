@@ -11,6 +11,7 @@ from lib.data.sequences import history
 from lib.embed.stream import encode_parquet
 from lib.models.seq import SeqRecModel
 from lib.train.causal import encode_histories
+from _data_fixtures import SEQ_BLOCK
 
 
 def test_streamed_vectors_equal_in_memory_encoding(tmp_path):
@@ -22,7 +23,8 @@ def test_streamed_vectors_equal_in_memory_encoding(tmp_path):
     path = tmp_path / "sequences.parquet"
     pq.write_table(pa.Table.from_pandas(df), path, row_group_size=70)  # chunks cross row groups
     torch.manual_seed(0)
-    model = SeqRecModel(n_items=n_items, hidden=16, layers=2, heads=2, max_len=8, dropout=0.0, attn_dropout=0.0)
+    model = SeqRecModel(n_items=n_items, arch="sasrec", hidden=16, layers=2, heads=2, max_len=8, dropout=0.0,
+                        attn_dropout=0.0, **SEQ_BLOCK)
     expected = encode_histories(model, list(history(df)), 8)
 
     ids, emb = encode_parquet(model, path, 8, read_rows=64, batch_size=16, out=tmp_path / "emb.npy")

@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from lib.models.seq import SeqRecModel
+from _data_fixtures import SEQ_BLOCK
 
 
 def make(arch: str, attrs: torch.Tensor | None = None, **kw) -> SeqRecModel:
     torch.manual_seed(0)
     return SeqRecModel(n_items=30, arch=arch, hidden=16, layers=2, heads=2, max_len=8, dropout=0.0,
-                       attn_dropout=0.0, item_attrs=attrs, n_attrs=4 if attrs is not None else 0, **kw).eval()
+                       attn_dropout=0.0, item_attrs=attrs, n_attrs=4 if attrs is not None else 0, **{**SEQ_BLOCK, **kw}).eval()
 
 
 HIST = torch.tensor([[0, 0, 0, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 7, 8]])
@@ -85,7 +86,8 @@ def test_attributes_change_the_item_embedding():
 
 def test_unknown_arch_is_rejected():
     with pytest.raises(ValueError, match="sasrec"):
-        SeqRecModel(n_items=5, arch="gru")
+        SeqRecModel(n_items=5, arch="gru", hidden=16, layers=1, heads=2, max_len=8, dropout=0.0, attn_dropout=0.0,
+                    **SEQ_BLOCK)
 
 
 # ---- recipe knobs: norm placement, feed-forward, attention kernel, output tying ----------------

@@ -37,6 +37,8 @@ def write_prepared(processed: Path, dataset: str = "synthetic", **kwargs) -> Pat
                                       "n_interactions": int(df["items"].map(len).sum())})
     return folder
 
+LOADER = dict(batch_size=2, eval_batch_size=2, num_workers=0, seed=0)
+
 
 def test_left_pad_keeps_most_recent_items():
     assert left_pad([[1, 2, 3, 4], [5]], 3).tolist() == [[2, 3, 4], [0, 0, 5]]
@@ -45,7 +47,7 @@ def test_left_pad_keeps_most_recent_items():
 def test_splits_never_show_valid_or_test_items_to_training():
     df = pd.DataFrame({"user_id": [1, 2], "items": [[1, 2, 3, 4, 5], [6, 7, 8]],
                        "valid_item": [4, 7], "test_item": [5, 8]})
-    dm = SeqDataModule(df, n_items=8, max_len=4)
+    dm = SeqDataModule(df, n_items=8, max_len=4, **LOADER)
     assert dm.train_set.tensors[0].tolist() == [[0, 0, 1, 2, 3], [0, 0, 0, 0, 6]]
     hist, target = dm.valid_set.tensors
     assert hist.tolist() == [[0, 1, 2, 3], [0, 0, 0, 6]] and target.tolist() == [4, 7]
@@ -56,12 +58,12 @@ def test_splits_never_show_valid_or_test_items_to_training():
 def test_bad_input_names_the_column():
     df = pd.DataFrame({"user_id": [1], "items": [[1, 2]], "valid_item": [1], "test_item": [2]})
     with pytest.raises(InputError, match="'items'.*fewer than 3"):
-        SeqDataModule(df, n_items=5, max_len=4)
+        SeqDataModule(df, n_items=5, max_len=4, **LOADER)
     with pytest.raises(InputError, match="'test_item' is missing"):
-        SeqDataModule(df.drop(columns="test_item"), n_items=5, max_len=4)
+        SeqDataModule(df.drop(columns="test_item"), n_items=5, max_len=4, **LOADER)
     df = pd.DataFrame({"user_id": [1], "items": [[1, 2, 9]], "valid_item": [2], "test_item": [9]})
     with pytest.raises(InputError, match="outside 1..5"):
-        SeqDataModule(df, n_items=5, max_len=4)
+        SeqDataModule(df, n_items=5, max_len=4, **LOADER)
 
 
 def test_shards_cover_every_user_once():

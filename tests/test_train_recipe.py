@@ -14,11 +14,13 @@ from lib.train.nextitem import NextItemModule, lr_factor, sampled_softmax_loss, 
 from lib.train.run import train
 from test_train_datamodule import write_prepared
 from test_train_nextitem import config
+from _data_fixtures import SEQ_BLOCK
 
 
 def model(**kw) -> SeqRecModel:
     torch.manual_seed(0)
-    return SeqRecModel(n_items=30, hidden=16, layers=1, heads=2, max_len=8, dropout=0.0, attn_dropout=0.0, **kw)
+    return SeqRecModel(n_items=30, arch="sasrec", hidden=16, layers=1, heads=2, max_len=8, dropout=0.0,
+                       attn_dropout=0.0, **{**SEQ_BLOCK, **kw})
 
 
 def test_sampled_softmax_over_every_item_is_the_full_cross_entropy():

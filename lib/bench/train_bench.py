@@ -52,7 +52,8 @@ def synthetic_module(cfg, n_users: int, n_items: int, seed: int,
     items = [rng.integers(1, n_items + 1, size=int(n)).tolist() for n in lengths]
     df = pd.DataFrame({"user_id": np.arange(n_users), "items": items,
                        "valid_item": [s[-2] for s in items], "test_item": [s[-1] for s in items]})
-    dm = SeqDataModule(df, n_items, cfg.model.max_len, cfg.trainer.batch_size, cfg.trainer.eval_batch_size, 0, seed)
+    dm = SeqDataModule(df, n_items, cfg.model.max_len, batch_size=cfg.trainer.batch_size,
+                       eval_batch_size=cfg.trainer.eval_batch_size, num_workers=0, seed=seed)
     torch.manual_seed(seed)
     return NextItemModule(cfg.model, n_items), dm
 

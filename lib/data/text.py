@@ -35,13 +35,13 @@ def customer_sentence(row: Mapping) -> str:
             f"{bought[(int(row['mens']), int(row['womens']))]}, and buys {_CHANNELS[str(row['channel'])]}.")
 
 
-def history_text(items: Sequence[int], item_attributes_df: pd.DataFrame, max_items: int = 20) -> str:
+def history_text(items: Sequence[int], item_attributes_df: pd.DataFrame, max_items: int) -> str:
     """Describe a history as text: its last ``max_items`` items with their attribute ids, oldest first.
 
     Examples
     --------
     >>> attrs = pd.DataFrame({"item_id": [1, 2], "attr_ids": [[3, 4], [5]]})
-    >>> history_text([1, 2, 1], attrs)
+    >>> history_text([1, 2, 1], attrs, max_items=20)
     'A user bought 3 items, oldest first: item 1 (attributes 3 4); item 2 (attributes 5); item 1 (attributes 3 4).'
     """
     lookup = dict(zip(item_attributes_df["item_id"].tolist(), item_attributes_df["attr_ids"]))

@@ -118,9 +118,11 @@ def _seq_population(cfg: Any, dataset: str, run_dir: Path) -> dict[str, Callable
 
         enc = build_text_encoder(cfg.model.text, mode="frozen")
         enc.max_length = int(ecfg.history_text_max_length)
-        emb = enc.encode([history_text(h, attrs) for h in hist], int(cfg.model.text.batch_size))
+        emb = enc.encode([history_text(h, attrs, int(ecfg.history_text_max_items)) for h in hist],
+                         int(cfg.model.text.batch_size))
         return ids, emb, {"config": {"text": _container(cfg.model.text),
-                                     "history_text_max_length": int(ecfg.history_text_max_length)},
+                                     "history_text_max_length": int(ecfg.history_text_max_length),
+                                     "history_text_max_items": int(ecfg.history_text_max_items)},
                           "checkpoint_sha256": None}
 
     return {"bag_svd": bag, "seq_pretrained": pretrained, "text_frozen": text}

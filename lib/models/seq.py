@@ -20,7 +20,9 @@ or with a separate output table, plus a bias.
 Examples
 --------
 >>> import torch
->>> m = SeqRecModel(n_items=20, arch="sasrec", hidden=16, layers=1, heads=2, max_len=6)
+>>> m = SeqRecModel(n_items=20, arch="sasrec", hidden=16, layers=1, heads=2, max_len=6, dropout=0.1,
+...                 attn_dropout=0.1, attn_implementation="sdpa", norm_first=True, ffn="relu", ff_mult=1,
+...                 tie_weights=True)
 >>> m.encode(torch.tensor([[0, 0, 3, 4, 5, 6]])).shape
 torch.Size([1, 16])
 >>> m.item_logits(m.encode(torch.tensor([[0, 0, 3, 4, 5, 6]]))).shape
@@ -155,10 +157,9 @@ class SeqRecModel(nn.Module):
         Score items with the input item table (true) or with a separate output table.
     """
 
-    def __init__(self, n_items: int, arch: str = "sasrec", hidden: int = 64, layers: int = 2, heads: int = 2,
-                 max_len: int = 50, dropout: float = 0.2, attn_dropout: float = 0.2,
-                 item_attrs: torch.Tensor | None = None, n_attrs: int = 0, attn_implementation: str = "eager",
-                 norm_first: bool = False, ffn: str = "gelu", ff_mult: int = 4, tie_weights: bool = True) -> None:
+    def __init__(self, n_items: int, *, arch: str, hidden: int, layers: int, heads: int, max_len: int,
+                 dropout: float, attn_dropout: float, attn_implementation: str, norm_first: bool, ffn: str,
+                 ff_mult: int, tie_weights: bool, item_attrs: torch.Tensor | None = None, n_attrs: int = 0) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"model.arch must be one of {ARCHS}, got {arch!r}")

@@ -59,17 +59,17 @@ class CausalData:
         if len(self.X) != n or (self.W_true is not None and len(self.W_true) != n):
             raise ValueError(f"{self.name}: X / W_true must have one row per unit ({n})")
 
-    def naive_ate(self, arm: int = 1) -> dict[str, float]:
+    def naive_ate(self, arm: int) -> dict[str, float]:
         """Difference in mean outcome between ``T == arm`` and ``T == 0`` with a normal 95% CI."""
         return diff_in_means(self.Y, self.T, arm)
 
 
-def diff_in_means(y: np.ndarray, t: np.ndarray, arm: int = 1) -> dict[str, float]:
+def diff_in_means(y: np.ndarray, t: np.ndarray, arm: int) -> dict[str, float]:
     """Difference in means of ``y`` between ``t == arm`` and ``t == 0``; Welch standard error, 95% CI.
 
     Examples
     --------
-    >>> r = diff_in_means(np.array([1.0, 2.0, 3.0, 5.0]), np.array([0, 0, 1, 1]))
+    >>> r = diff_in_means(np.array([1.0, 2.0, 3.0, 5.0]), np.array([0, 0, 1, 1]), arm=1)
     >>> r["ate"], r["n_treated"], r["n_control"]
     (2.5, 2, 2)
     """

@@ -164,7 +164,7 @@ def simulate(sequences: pd.DataFrame, item_attributes: pd.DataFrame, sim_cfg: Di
     noise = rng.normal(0.0, sim_cfg.noise_sd, len(e))
     y = sim_cfg.outcome_intercept + sim_cfg.outcome_weight * c + tau * t + noise
     ate = float(tau.mean())
-    naive = diff_in_means(y, t)
+    naive = diff_in_means(y, t, arm=1)   # binary treatment: the one arm against control
     dataset = sim_cfg.dataset
     n, cov = int(sim_cfg.n_group_attrs), float(sim_cfg.group_max_coverage)
     return CausalData(

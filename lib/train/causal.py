@@ -42,13 +42,17 @@ class CausalModule(L.LightningModule):
     heads : CausalHeads
     encoder : nn.Module, optional
         Without it the batch inputs are the representation itself.
-    lr, encoder_lr, weight_decay : AdamW settings; the encoder gets its own (smaller) rate
-        so fine-tuning does not erase what next-item pretraining learnt.
+    lr, weight_decay : AdamW settings of the heads (``model.heads``).
+    encoder_lr : float, optional
+        The encoder's own (smaller) rate, so fine-tuning does not erase what next-item
+        pretraining learnt; required with an encoder.
     """
 
-    def __init__(self, heads: CausalHeads, encoder: nn.Module | None = None, lr: float = 1e-3,
-                 encoder_lr: float = 1e-4, weight_decay: float = 1e-4):
+    def __init__(self, heads: CausalHeads, encoder: nn.Module | None, *, lr: float, weight_decay: float,
+                 encoder_lr: float | None = None):
         super().__init__()
+        if encoder is not None and encoder_lr is None:
+            raise ValueError("fine-tuning an encoder needs its learning rate (model.heads.encoder_lr)")
         self.heads, self.encoder = heads, encoder
         self.lr, self.encoder_lr, self.weight_decay = lr, encoder_lr, weight_decay
 

@@ -111,9 +111,8 @@ class SeqDataModule(L.LightningDataModule):
         Name used in error messages (the Parquet path).
     """
 
-    def __init__(self, sequences: pd.DataFrame, n_items: int, max_len: int, batch_size: int = 256,
-                 eval_batch_size: int = 512, num_workers: int = 0, seed: int = 0,
-                 source: str = "sequences.parquet") -> None:
+    def __init__(self, sequences: pd.DataFrame, n_items: int, max_len: int, *, batch_size: int,
+                 eval_batch_size: int, num_workers: int, seed: int, source: str = "sequences.parquet") -> None:
         super().__init__()
         self._validate(sequences, n_items, source)
         self.n_items, self.max_len = int(n_items), int(max_len)
@@ -178,6 +177,7 @@ def from_config(cfg: DictConfig, dataset: str | None = None) -> tuple[SeqDataMod
     dataset = dataset or cfg.trainer.dataset
     sequences, item_attributes, meta = load_prepared(cfg, dataset)
     n_items = int(meta["n_items"])
-    dm = SeqDataModule(sequences, n_items, cfg.model.max_len, cfg.trainer.batch_size, cfg.trainer.eval_batch_size,
-                       cfg.trainer.num_workers, cfg.seed, source=f"{cfg.paths.processed}/seq/{dataset}/sequences.parquet")
+    dm = SeqDataModule(sequences, n_items, cfg.model.max_len, batch_size=cfg.trainer.batch_size,
+                       eval_batch_size=cfg.trainer.eval_batch_size, num_workers=cfg.trainer.num_workers, seed=cfg.seed,
+                       source=f"{cfg.paths.processed}/seq/{dataset}/sequences.parquet")
     return dm, attribute_table(item_attributes, n_items), meta
