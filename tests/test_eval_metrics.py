@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lib.eval import hit_rate_at_k, ndcg_at_k, rank_of_target, ranking_metrics
+from lib.eval.metrics import remove_seen
 from lib.eval.baselines import ItemKNN, Popularity, evaluate, leave_one_out
 
 SCORES = torch.tensor([[-9.0, 0.1, 0.9, 0.5, 0.3],    # target 3 -> rank 1 (only item 2 above)
@@ -50,6 +51,26 @@ def test_leave_one_out_queries():
     assert hist[2] == [2, 3] and targets.tolist() == [3, 3, 1, 1]
     hist, targets = leave_one_out(SEQS, "test")
     assert hist[3] == [4, 5, 1] and targets.tolist() == [4, 4, 5, 2]
+
+
+def test_history_removed_protocol_hand_computed():
+    seen = torch.tensor([[0, 2, 4], [0, 0, 3], [1, 2, 3]])   # items bought before, 0-padded
+    ranks = rank_of_target(remove_seen(SCORES, seen), TARGETS, exclude=(0,)).tolist()
+    # row 0: items 2 and 4 removed, only item 1 (0.1) competes with target 3 (0.5) -> rank 0
+    # row 1: item 3 removed, target 2 still ties with item 1 -> rank 1 (was 2)
+    # row 2: the target itself (item 1) was bought before: no candidate any more, a miss (worst rank 4)
+    assert ranks == [0, 1, 4]
+    assert not hit_rate_at_k(remove_seen(SCORES, seen)[2:], TARGETS[2:], 4, exclude=(0,))
+
+
+def test_popularity_under_both_protocols_hand_computed():
+    # valid histories [1,2] [1,2] [2,3] [4,5], targets 3 3 1 1, popularity 1:2 2:3 3:1 4:1 5:1.
+    # history removed: users 0-1 rank 3 among {3,4,5} (ties) -> 2; user 2 ranks 1 among {1,4,5} -> 0;
+    # user 3 ranks 1 among {1,2,3} -> 1 (item 2 above)
+    out = evaluate(Popularity(), SEQS, n_items=5, split="valid", ks=(2, 5))
+    assert out["history_removed/hr@2"] == pytest.approx(0.5) and out["history_removed/hr@5"] == pytest.approx(1.0)
+    assert out["history_removed/ndcg@5"] == pytest.approx((2 / math.log2(4) + 1 + 1 / math.log2(3)) / 4)
+    assert out["hr@2"] == pytest.approx(0.5)   # the all-items numbers are unchanged by the second protocol
 
 
 def test_popularity_ranks_by_training_counts():

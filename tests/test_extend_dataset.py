@@ -84,9 +84,11 @@ def test_a_third_dataset_goes_through_notebooks_01_and_02_with_config_alone(tmp_
     assert "on Generated shop (400 users)" in art02["nextitem_gen"]["caption"]
     assert "published results" not in art02["nextitem_gen"]["caption"]
     table = art02["nextitem_gen"]["frame"]
-    assert table.model.tolist() == ["popularity", "itemknn", "sasrec"]
+    assert table.model.tolist() == ["popularity"] * 2 + ["itemknn"] * 2 + ["sasrec"] * 2
+    assert table.protocol.tolist() == ["all items", "history removed"] * 3
     metrics = read_json(out / "metrics.json")
-    assert 0.0 <= metrics["nextitem.gen.sasrec.ndcg@10"] <= metrics["nextitem.gen.sasrec.hr@10"] <= 1.0
+    for infix in ("", "history_removed."):
+        assert 0.0 <= metrics[f"nextitem.gen.sasrec.{infix}ndcg@10"] <= metrics[f"nextitem.gen.sasrec.{infix}hr@10"] <= 1.0
     assert not any(".beauty." in k or ".sports." in k for k in metrics)
     for variant in cfg.model.embed.seq_variants:
         emb = load_for(out / "embeddings" / f"gen__{variant}", seqs.user_id.to_numpy())

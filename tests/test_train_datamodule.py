@@ -49,10 +49,18 @@ def test_splits_never_show_valid_or_test_items_to_training():
                        "valid_item": [4, 7], "test_item": [5, 8]})
     dm = SeqDataModule(df, n_items=8, max_len=4, **LOADER)
     assert dm.train_set.tensors[0].tolist() == [[0, 0, 1, 2, 3], [0, 0, 0, 0, 6]]
-    hist, target = dm.valid_set.tensors
+    hist, target, seen = dm.valid_set.tensors
     assert hist.tolist() == [[0, 1, 2, 3], [0, 0, 0, 6]] and target.tolist() == [4, 7]
-    hist, target = dm.test_set.tensors
+    assert seen.tolist() == [[1, 2, 3], [0, 0, 6]]
+    hist, target, seen = dm.test_set.tensors
     assert hist.tolist() == [[1, 2, 3, 4], [0, 0, 6, 7]] and target.tolist() == [5, 8]
+
+
+def test_history_removed_protocol_sees_the_whole_history_beyond_max_len():
+    df = pd.DataFrame({"user_id": [1], "items": [[1, 2, 3, 4, 5, 6, 7]], "valid_item": [6], "test_item": [7]})
+    dm = SeqDataModule(df, n_items=8, max_len=2, **LOADER)
+    hist, _, seen = dm.test_set.tensors
+    assert hist.tolist() == [[5, 6]] and seen.tolist() == [[1, 2, 3, 4, 5, 6]]
 
 
 def test_bad_input_names_the_column():

@@ -8,6 +8,7 @@ import torch
 
 from lib.config import compose
 from lib.eval import ndcg_at_k
+from lib.eval.metrics import remove_seen
 from lib.train.nextitem import load_model
 from lib.train.run import train
 from test_train_datamodule import write_prepared
@@ -36,10 +37,12 @@ def test_tiny_model_overfits_tiny_sequences(prepared, arch, epochs):
     assert len(losses) == epochs and losses[-1] < 0.3 * losses[0]
     # the best checkpoint reloads into the same scorer: same test NDCG@10 outside Lightning
     model = load_model(metrics["best_ckpt"])
-    hist, target = objects["datamodule"].test_set.tensors
+    hist, target, seen = objects["datamodule"].test_set.tensors
     with torch.no_grad():
         logits = model.item_logits(model.encode(hist))
     assert ndcg_at_k(logits, target, 10, exclude=(0,)) == pytest.approx(metrics["test/ndcg@10"], abs=1e-6)
+    removed = ndcg_at_k(remove_seen(logits, seen), target, 10, exclude=(0,))
+    assert removed == pytest.approx(metrics["test/history_removed/ndcg@10"], abs=1e-6)
 
 
 def test_same_seed_same_metrics(prepared):

@@ -24,7 +24,8 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from lib.eval.metrics import rank_of_target, ranking_metrics
+from lib.eval.metrics import rank_of_target, ranking_metrics, remove_seen
+from lib.train.datamodule import left_pad
 
 
 def _user_item(histories: Sequence[Sequence[int]], n_items: int) -> sp.csr_matrix:
@@ -106,11 +107,20 @@ def leave_one_out(sequences: pd.DataFrame, split: str) -> tuple[list[list[int]],
 
 def evaluate(model: Popularity | ItemKNN, sequences: pd.DataFrame, n_items: int, split: str,
              ks: Iterable[int], batch_size: int = 1024) -> dict[str, float]:
-    """Fit ``model`` on the split's histories and return full-ranking HR@K / NDCG@K."""
+    """Fit ``model`` on the split's histories; full-ranking HR@K / NDCG@K under both protocols.
+
+    Keys ``hr@K`` / ``ndcg@K`` (all items are candidates) and ``history_removed/hr@K`` /
+    ``history_removed/ndcg@K`` (each user's earlier items are not, :func:`lib.eval.metrics.remove_seen`).
+    """
     histories, targets = leave_one_out(sequences, split)
     model.fit(histories, n_items)
-    ranks = []
+    ranks, removed = [], []
     for start in range(0, len(histories), batch_size):
-        scores = torch.from_numpy(np.ascontiguousarray(model.score(histories[start:start + batch_size])))
-        ranks.append(rank_of_target(scores, torch.from_numpy(targets[start:start + batch_size])))
-    return ranking_metrics(torch.cat(ranks), ks)
+        chunk = histories[start:start + batch_size]
+        scores = torch.from_numpy(np.ascontiguousarray(model.score(chunk)))
+        target = torch.from_numpy(targets[start:start + batch_size])
+        ranks.append(rank_of_target(scores, target))
+        removed.append(rank_of_target(remove_seen(scores, left_pad(chunk, max(map(len, chunk)))), target))
+    out = ranking_metrics(torch.cat(ranks), ks)
+    out.update({f"history_removed/{key}": v for key, v in ranking_metrics(torch.cat(removed), ks).items()})
+    return out

@@ -1,8 +1,10 @@
-"""Full-ranking next-item metrics (no sampled negatives).
+"""Full-ranking next-item metrics (no sampled negatives), under two protocols.
 
-Every item of the catalogue is a candidate; history items are *not* removed. (S3-Rec's
-evaluation code, which the published Beauty / Sports numbers follow, sets the scores of a
-user's history items to 0 before ranking; keeping them is the stricter protocol.) The rank of the
+``all items`` (the study's headline): every item of the catalogue is a candidate; history items
+are *not* removed. ``history removed`` (:func:`remove_seen`): the items a user bought before the
+target are not candidates, as in S3-Rec's evaluation code (it zeroes their scores) and RecTools'
+``filter_viewed``, which the published Beauty / Sports numbers use; a target bought before counts
+as a miss there. Numbers of one protocol are only compared with numbers of the same protocol. The rank of the
 target is the number of candidates scored **at least as high** as the target, other than
 the target itself (0 = top). Ties therefore count against the model (pessimistic), so a
 constant scorer gets the worst rank instead of a lucky one.
@@ -52,6 +54,15 @@ def rank_of_target(scores: torch.Tensor | np.ndarray, targets: torch.Tensor | np
         scores[:, exclude] = -torch.inf
     target_score = scores.gather(1, targets[:, None])
     return (scores >= target_score).sum(1) - 1
+
+
+def remove_seen(scores: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """``scores`` ``[N, C]`` with the columns of each row's history ``seen`` ``[N, L]`` (0-padded) at -inf.
+
+    >>> remove_seen(torch.zeros(2, 4), torch.tensor([[0, 2], [3, 1]])).tolist()
+    [[-inf, 0.0, -inf, 0.0], [0.0, -inf, 0.0, -inf]]
+    """
+    return scores.float().scatter(1, seen.long().to(scores.device), -torch.inf)
 
 
 def _hr(ranks: torch.Tensor, k: int) -> torch.Tensor:

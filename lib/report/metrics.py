@@ -2,7 +2,8 @@
 
 Keys (all flat, dot separated; see README "metrics.json"):
 
-* ``nextitem.<dataset>.<model>.hr@10`` / ``.ndcg@10`` (also ``@5``, ``@20``)
+* ``nextitem.<dataset>.<model>.hr@10`` / ``.ndcg@10`` (also ``@5``, ``@20``), and the same under
+  ``nextitem.<dataset>.<model>.history_removed.*`` (the published rows' protocol, :mod:`lib.eval.metrics`)
 * ``ate.<benchmark>.<representation>.<estimator>.abs_bias`` / ``.rel_bias`` / ``.coverage``
 * ``rct_gap.hillstrom.<outcome>.<representation>.<estimator>.abs_error`` and
   ``rct_gap.hillstrom.<outcome>.naive.abs_error``

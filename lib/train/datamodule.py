@@ -122,13 +122,18 @@ class SeqDataModule(L.LightningDataModule):
         self.user_ids = torch.as_tensor(sequences["user_id"].to_numpy(np.int64))
         # max_len + 1 items: SASRec reads [:-1] and predicts [1:]; BERT4Rec uses the last max_len
         self.train_set = TensorDataset(left_pad([s[:-2] for s in items], self.max_len + 1))
-        self.valid_set = TensorDataset(left_pad([s[:-2] for s in items], self.max_len),
-                                       torch.as_tensor(sequences["valid_item"].to_numpy(np.int64)))
-        self.test_set = TensorDataset(left_pad([s[:-1] for s in items], self.max_len),
-                                      torch.as_tensor(sequences["test_item"].to_numpy(np.int64)))
+        # evaluation rows: (model input, target, every item bought before the target). The third
+        # tensor is the whole history, not only the max_len the model reads, for the history-removed
+        # protocol of the published numbers (lib.eval.metrics.remove_seen); int32 to halve its memory
+        self.valid_set = self._eval_set([s[:-2] for s in items], sequences["valid_item"])
+        self.test_set = self._eval_set([s[:-1] for s in items], sequences["test_item"])
         train_items = np.concatenate([np.asarray(s[:-2], dtype=np.int64) for s in items])
         # occurrences of each id in the training sequences (popularity negatives); index 0 = padding
         self.item_counts = torch.from_numpy(np.bincount(train_items, minlength=self.n_items + 1))
+
+    def _eval_set(self, histories: list[list[int]], targets: pd.Series) -> TensorDataset:
+        seen = left_pad(histories, max(map(len, histories))).to(torch.int32)
+        return TensorDataset(left_pad(histories, self.max_len), torch.as_tensor(targets.to_numpy(np.int64)), seen)
 
     @staticmethod
     def _validate(df: pd.DataFrame, n_items: int, source: str) -> None:

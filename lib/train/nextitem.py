@@ -10,7 +10,9 @@ of the training sequence; BERT4Rec replaces a random ``mask_prob`` share of item
 ``model.lr_schedule`` (linear warm-up over ``warmup_steps``, then constant, cosine or linear
 decay to ``min_lr_ratio x lr`` at ``decay_steps``). Validation and test rank *all* items for every user
 (padding and ``[MASK]`` are never candidates; history items stay candidates) and report
-HR@K / NDCG@K for ``model.ks`` plus the cross-entropy of the held-out item. Metric sums are
+HR@K / NDCG@K for ``model.ks`` plus the cross-entropy of the held-out item; ``history_removed/``
+metrics repeat HR / NDCG with the user's earlier items removed from the candidates, the protocol
+of the published rows (:mod:`lib.eval.metrics`). Early stopping reads the all-items NDCG@10. Metric sums are
 all-reduced across processes before dividing, so DDP reports the exact dataset means.
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from lib.eval.metrics import metric_sums, rank_of_target
+from lib.eval.metrics import metric_sums, rank_of_target, remove_seen
 from lib.models.seq import PAD, SeqRecModel, build_model, seq_config
 
 
@@ -206,11 +208,14 @@ class NextItemModule(L.LightningModule):
         logits[:, PAD] = -torch.inf
         return logits
 
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-        history, target = batch
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
+        history, target, seen = batch
         logits = self.scores(history)
         ranks = rank_of_target(logits, target, exclude=(PAD,))
         sums = metric_sums(ranks, self.ks)
+        # the published rows' protocol too: the user's earlier items are not candidates
+        removed = rank_of_target(remove_seen(logits, seen), target, exclude=(PAD,))
+        sums.update({f"history_removed/{key}": v for key, v in metric_sums(removed, self.ks).items()})
         sums["loss"] = F.cross_entropy(logits, target, reduction="sum")
         sums["n"] = torch.tensor(float(len(target)), device=logits.device)
         for key, value in sums.items():

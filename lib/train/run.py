@@ -181,25 +181,41 @@ def launch(preset: str, overrides: list[str], out: str | Path, timeout: float | 
                          f"command: {' '.join(cmd)}\n--- end of the log ---\n{tail}")
 
 
-def results_row(dataset: str, model: str, metrics: dict[str, Any], ks: tuple[int, ...], prefix: str = "test/") -> dict[str, Any]:
-    """One row of the next-item results table from ``test/hr@K``-style (or bare ``hr@K``) metrics."""
-    row: dict[str, Any] = {"dataset": dataset, "model": model}
+#: next-item evaluation protocols: table label -> metric-key infix (lib.eval.metrics)
+PROTOCOLS = {"all items": "", "history removed": "history_removed/"}
+
+
+def results_row(dataset: str, model: str, metrics: dict[str, Any], ks: tuple[int, ...], prefix: str,
+                protocol: str) -> dict[str, Any]:
+    """One row of the next-item results table from the ``<prefix><protocol infix>hr@K``-style metrics.
+
+    ``prefix`` is ``"test/"`` for a trained model's metrics and ``""`` for a baseline's.
+
+    >>> results_row("beauty", "pop", {"history_removed/hr@5": 0.2, "history_removed/ndcg@5": 0.1}, (5,), "",
+    ...             "history removed")
+    {'dataset': 'beauty', 'model': 'pop', 'protocol': 'history removed', 'HR@5': 0.2, 'NDCG@5': 0.1}
+    """
+    row: dict[str, Any] = {"dataset": dataset, "model": model, "protocol": protocol}
     for k in ks:
         for name in ("hr", "ndcg"):
-            row[f"{name.upper()}@{k}"] = float(metrics.get(f"{prefix}{name}@{k}", metrics.get(f"{name}@{k}")))
+            row[f"{name.upper()}@{k}"] = float(metrics[f"{prefix}{PROTOCOLS[protocol]}{name}@{k}"])
     return row
 
 
 def published_rows(published: list[dict[str, Any]], datasets: list[str], ks: tuple[int, ...]) -> list[dict[str, Any]]:
     """Rows of the next-item table for published results (``report.published_nextitem``) on ``datasets``.
 
-    Cut-offs a paper does not report are NaN; ``source`` says where each number comes from.
+    Cut-offs a paper does not report are NaN; ``protocol`` is the entry's evaluation protocol (a key of
+    :data:`PROTOCOLS`) and ``source`` says where each number comes from.
     """
     rows = []
     for entry in published:
         if entry["dataset"] not in datasets:
             continue
-        row: dict[str, Any] = {"dataset": entry["dataset"], "model": entry["model"]}
+        if entry["protocol"] not in PROTOCOLS:
+            raise ValueError(f"report.published_nextitem: protocol {entry['protocol']!r} of {entry['model']} is not "
+                             f"one of {sorted(PROTOCOLS)}")
+        row: dict[str, Any] = {"dataset": entry["dataset"], "model": entry["model"], "protocol": entry["protocol"]}
         for k in ks:
             for name in ("hr", "ndcg"):
                 row[f"{name.upper()}@{k}"] = float(entry.get(f"{name}@{k}", float("nan")))
