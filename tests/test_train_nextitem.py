@@ -54,10 +54,14 @@ def test_same_seed_same_metrics(prepared):
     assert a["test/loss"] != c["test/loss"]
 
 
-def test_rerun_resumes_a_finished_run_without_training_again(prepared):
-    first, _ = train(config(prepared, "trainer.max_epochs=2"))
-    again, _ = train(config(prepared, "trainer.max_epochs=2"))
-    assert again["resumed_from"] == first["last_ckpt"] and again["global_step"] == first["global_step"]
+@pytest.mark.parametrize("every", [0, 3])
+def test_rerun_resumes_a_finished_run_without_training_again(prepared, every):
+    first, _ = train(config(prepared, "trainer.max_epochs=2", f"trainer.ckpt_every_n_steps={every}"))
+    if every:   # mid-epoch checkpoints exist, but the finished state is the newer one
+        assert first["global_step"] % every and (prepared / "ckpt" / first["run_name"] / "last-step.ckpt").is_file()
+    again, _ = train(config(prepared, "trainer.max_epochs=2", f"trainer.ckpt_every_n_steps={every}"))
+    assert again["resumed_from"] == first["last_ckpt"] and again["start_step"] == first["global_step"]
+    assert again["global_step"] == first["global_step"]
     assert again["test/ndcg@10"] == first["test/ndcg@10"]
     longer, _ = train(config(prepared, "trainer.max_epochs=3"))  # same run, extended by one epoch
     assert longer["start_step"] == first["global_step"] and longer["global_step"] > first["global_step"]

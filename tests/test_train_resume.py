@@ -1,5 +1,5 @@
 """Fault tolerance: SIGKILL a training run after a mid-epoch checkpoint, rerun the same command,
-it continues from last.ckpt (global step carried over, not restarted) and finishes."""
+it continues from the mid-epoch last-step.ckpt (global step carried over, not restarted) and finishes."""
 from __future__ import annotations
 
 import json
@@ -28,7 +28,7 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
                  "trainer.patience=1000", "trainer.run_name=killed"):
         cmd += ["-o", item]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    last = tmp_path / "ckpt" / "killed" / "last.ckpt"
+    last = tmp_path / "ckpt" / "killed" / "last-step.ckpt"    # every 5 steps, mid-epoch
 
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 120

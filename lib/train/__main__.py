@@ -22,7 +22,8 @@ SLURM, 2 nodes x 4 GPUs (``#SBATCH --nodes=2 --ntasks-per-node=4 --gpus-per-node
 (``sbatch lib/train/slurm_train.sbatch [-o ...]`` is that job, documented). Base-size encoders
 that do not fit one GPU with DDP: ``-o trainer.strategy=fsdp`` (``trainer.fsdp`` block).
 
-Rerunning a command resumes from ``{paths.checkpoints}/{run_name}/last.ckpt``. The metrics
+Rerunning a command resumes from ``{paths.checkpoints}/{run_name}/last.ckpt`` or ``last-step.ckpt``,
+whichever is newer. The metrics
 (``test/hr@10``, ``test/ndcg@10``, ...) are written atomically to ``--out`` by rank 0.
 """
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Kept apart from the command line (``lib/train/__main__.py``) so tests and benchmarks call
 it in-process. A run lives in ``{paths.checkpoints}/{run_name}/``: ``best-*.ckpt`` (best
-``trainer.monitor``), ``last.ckpt``, ``csv/version_N/metrics.csv``, ``tb/`` and
-``metrics.json``. Rerunning the same configuration resumes from ``last.ckpt``.
+``trainer.monitor``), ``last.ckpt`` (after the latest validation), ``last-step.ckpt`` (every
+``trainer.ckpt_every_n_steps`` steps), ``csv/version_N/metrics.csv``, ``tb/`` and ``metrics.json``.
+Rerunning the same configuration resumes from the newer of the two last checkpoints.
 """
 from __future__ import annotations
 
@@ -57,6 +58,15 @@ def fsdp_strategy(fsdp_cfg: DictConfig) -> FSDPStrategy:
                         activation_checkpointing_policy=layer if fsdp_cfg.activation_checkpointing else None)
 
 
+STEP_CHECKPOINT = "last-step"
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newer of ``last.ckpt`` (after the latest validation) and ``last-step.ckpt`` (every N steps), if any."""
+    found = [p for p in (run_dir / "last.ckpt", run_dir / f"{STEP_CHECKPOINT}.ckpt") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheckpoint]:
     """A ``lightning.Trainer`` from ``cfg.trainer`` with checkpointing, early stopping and loggers."""
     tcfg = cfg.trainer
@@ -65,9 +75,12 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheck
     callbacks: list[Any] = [best, EarlyStopping(monitor=tcfg.monitor, mode="max", patience=tcfg.patience,
                                                 check_on_train_epoch_end=False)]
     if tcfg.ckpt_every_n_steps:
-        # refreshes last.ckpt mid-epoch so a killed run loses at most N steps
-        callbacks.append(ModelCheckpoint(dirpath=run_dir, save_top_k=0, save_last=True,
-                                         every_n_train_steps=int(tcfg.ckpt_every_n_steps)))
+        # last-step.ckpt, refreshed mid-epoch so a killed run loses at most N steps; last.ckpt stays the
+        # state after the latest validation, and a rerun resumes from whichever is newer (latest_checkpoint)
+        steps = ModelCheckpoint(dirpath=run_dir, save_top_k=0, save_last=True,
+                                every_n_train_steps=int(tcfg.ckpt_every_n_steps))
+        steps.CHECKPOINT_NAME_LAST = STEP_CHECKPOINT
+        callbacks.append(steps)
     kwargs = {k: tcfg[k] for k in TRAINER_KEYS}
     kwargs["precision"] = str(kwargs["precision"])
     if kwargs["strategy"] == "fsdp":
@@ -101,10 +114,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                             item_counts=datamodule.item_counts)
     run_dir = Path(cfg.paths.checkpoints) / run_name(cfg)
     trainer, best = build_trainer(cfg, run_dir)
-    last = run_dir / "last.ckpt"
-    resume_from = str(last) if cfg.trainer.resume and last.is_file() else None
+    last = latest_checkpoint(run_dir)
+    resume_from = str(last) if cfg.trainer.resume and last is not None else None
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-    best_path = best.best_model_path or (str(last) if last.is_file() else None)
+    last = latest_checkpoint(run_dir)
+    best_path = best.best_model_path or (str(last) if last is not None else None)
     test = trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)[0]
     metrics: dict[str, Any] = {k: float(v) for k, v in test.items()}
     metrics.update({
@@ -112,7 +126,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "global_step": int(trainer.global_step),
         "start_step": int(module.start_step if module.start_step is not None else trainer.global_step),
         "epochs": int(trainer.current_epoch), "resumed_from": resume_from, "best_ckpt": best_path,
-        "last_ckpt": str(last), "run_dir": str(run_dir), "run_name": run_dir.name,
+        "last_ckpt": str(last) if last is not None else None, "run_dir": str(run_dir), "run_name": run_dir.name,
         "dataset": cfg.trainer.dataset, "arch": cfg.model.arch, "size": cfg.model.size,
         "world_size": int(trainer.world_size), "wall_s": time.perf_counter() - start,
     })
