@@ -24,8 +24,9 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
-from lib.schema import explain_unknown_override, validate
+from lib.schema import ConfigError, explain_unknown_override, missing_keys, validate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
@@ -91,7 +92,13 @@ def compose(preset: str = "smoke", overrides: Iterable[str] = ()) -> DictConfig:
                 *base])
     except ConfigCompositionException as exc:
         raise explain_unknown_override(exc, CONF_DIR, preset, overrides) from exc
-    OmegaConf.resolve(cfg)
+    try:
+        OmegaConf.resolve(cfg)
+    except InterpolationResolutionError as exc:    # e.g. a deleted key that an interpolation points at
+        missing = missing_keys(cfg, CONF_DIR, preset, overrides)
+        if missing:
+            raise ConfigError(missing) from exc
+        raise
     validate(cfg, CONF_DIR, preset, overrides)
     OmegaConf.set_readonly(cfg, True)
     return cfg

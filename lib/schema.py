@@ -437,6 +437,13 @@ def validate(cfg: Any, conf_dir: Path, preset: str, overrides: Sequence[str]) ->
         raise ConfigError(problems)
 
 
+def missing_keys(cfg: Any, conf_dir: Path, preset: str, overrides: Sequence[str]) -> list[Problem]:
+    """Deleted keys of the unresolved ``cfg`` (an interpolation pointing at one cannot resolve)."""
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    problems = load_schema(conf_dir).validate(tree, Where(conf_dir, preset, overrides))
+    return [p for p in problems if p.problem.startswith("missing key")]
+
+
 _NOT_OVERRIDABLE = re.compile(r"Could not override '([^']+)'")
 
 

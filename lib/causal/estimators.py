@@ -55,7 +55,7 @@ from scipy import sparse, stats
 
 from lib.causal import diagnostics
 from lib.causal.nuisance import make_nuisance, nuisance_models
-from lib.causal.registry import build, entry
+from lib.causal.registry import build, entry, optional
 from lib.causal.scale import econml_kwargs
 from lib.errors import InputError
 
@@ -171,7 +171,7 @@ def estimator_entry(ccfg: Any, name: str) -> Any:
 
 def flag(node: Any, key: str) -> bool:
     """Flag ``key`` of an estimator entry (:data:`FLAGS` when the entry does not set it)."""
-    return bool(node[key]) if key in node else FLAGS[key]
+    return bool(optional(node, key, FLAGS))
 
 
 def needs_dense_W(ccfg: Any, name: str) -> bool:

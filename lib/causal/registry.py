@@ -71,8 +71,7 @@ def build(node: Any, seed: int, n_jobs: int, optional: dict[str, Any] | None = N
     ``random_state`` / ``n_jobs`` (the steps of a pipeline) is set too. So an entry never fixes
     them, and the same seed gives the same numbers.
     """
-    target = get_object(node["_target_"])
-    params = inspect.signature(target).parameters
+    params = takes(node)
     given = {"random_state": seed, "n_jobs": n_jobs, **(optional or {})}
     obj = instantiate(node, _convert_="all", **kwargs, **{k: v for k, v in given.items() if k in params})
     if hasattr(obj, "get_params") and hasattr(obj, "set_params"):
@@ -82,8 +81,18 @@ def build(node: Any, seed: int, n_jobs: int, optional: dict[str, Any] | None = N
     return obj
 
 
+def takes(node: Any) -> list[str]:
+    """Argument names of the ``_target_`` of ``node``."""
+    return list(inspect.signature(get_object(node["_target_"])).parameters)
+
+
 def call(node: Any, available: dict[str, Any]) -> Any:
     """Call the ``_partial_`` function of ``node`` with those ``available`` arguments it takes."""
     fn = instantiate(node, _convert_="all")
     params = inspect.signature(fn).parameters
     return fn(**{k: v for k, v in available.items() if k in params})
+
+
+def optional(node: Any, key: str, defaults: dict[str, Any]) -> Any:
+    """Key ``key`` of an entry, or its documented value in ``defaults`` when the entry leaves it out."""
+    return node[key] if key in node else defaults[key]
