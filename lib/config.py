@@ -9,7 +9,9 @@ Data sets are the config group ``data/datasets``: every file ``conf/data/dataset
 (and ``<dir>/data/datasets/<name>.yaml`` of a directory added with the override
 ``hydra.searchpath=[file://<dir>]``) is composed into ``cfg.data.datasets.<name>``, so adding a
 data set is adding a file; :func:`dataset` looks one up, :func:`raw_files` lists every raw file
-with its expected sha256.
+with its expected sha256. The registries of :mod:`lib.causal` work the same way: a file
+``<dir>/causal/estimators/<name>.yaml`` (``nuisances``, ``representations``) becomes the entry
+``cfg.causal.estimators.<name>``, next to the entries of ``conf/causal/default.yaml``.
 """
 from __future__ import annotations
 
@@ -22,13 +24,17 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
-from lib.schema import explain_unknown_override, validate
+from lib.schema import ConfigError, explain_unknown_override, missing_keys, validate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
 PRESETS = ("smoke", "paper")
 DATASETS_GROUP = "data/datasets"   # one file per data set, composed into data.datasets.<file name>
+#: config groups whose every option becomes an entry of a map: group -> dotted key of the map
+ENTRY_GROUPS = {DATASETS_GROUP: "data.datasets", "causal/nuisances": "causal.nuisances",
+                "causal/representations": "causal.representations", "causal/estimators": "causal.estimators"}
 # data-set names appear in table folders, embedding files and metric keys such as
 # ate.semisynth_<name>_<setting>, where '_' and '.' separate fields
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -73,18 +79,26 @@ def compose(preset: str = "smoke", overrides: Iterable[str] = ()) -> DictConfig:
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             base = [f"preset={preset}", *overrides]
-            # every option of the group is a declared data set (on the search path, hydra.searchpath included)
-            names = GlobalHydra.instance().config_loader().get_group_options(DATASETS_GROUP, config_name="config",
-                                                                             overrides=base)
-            bad = [name for name in names if not DATASET_NAME.fullmatch(name)]
+            # every option of an entry group is an entry (on the search path, hydra.searchpath included)
+            loader = GlobalHydra.instance().config_loader()
+            entries = {group: loader.get_group_options(group, config_name="config", overrides=base)
+                       for group in ENTRY_GROUPS}
+            bad = [name for name in entries[DATASETS_GROUP] if not DATASET_NAME.fullmatch(name)]
             if bad:
                 raise ValueError(f"data-set file names {bad} (in {DATASETS_GROUP}/) must be letters, digits and '-': "
                                  "the name appears in metric keys (ate.semisynth_<name>_<setting>); rename the file")
             cfg = hydra_compose(config_name="config", overrides=[
-                *(f"+{DATASETS_GROUP}@data.datasets.{name}={name}" for name in names), *base])
+                *(f"+{group}@{ENTRY_GROUPS[group]}.{name}={name}" for group, names in entries.items() for name in names),
+                *base])
     except ConfigCompositionException as exc:
         raise explain_unknown_override(exc, CONF_DIR, preset, overrides) from exc
-    OmegaConf.resolve(cfg)
+    try:
+        OmegaConf.resolve(cfg)
+    except InterpolationResolutionError as exc:    # e.g. a deleted key that an interpolation points at
+        missing = missing_keys(cfg, CONF_DIR, preset, overrides)
+        if missing:
+            raise ConfigError(missing) from exc
+        raise
     validate(cfg, CONF_DIR, preset, overrides)
     OmegaConf.set_readonly(cfg, True)
     return cfg

@@ -10,11 +10,14 @@ merged and resolved, so an interpolation has the type of what it points to):
   ``conf/schema.yaml`` (``max_depth: {type: int, min: 1}``) and may stay ``null``;
 * a mapping listed under ``open`` in ``conf/schema.yaml`` (or whose default is ``{}``, as
   ``extra``, the home of one-off keys) takes new keys (``+map.key=value``); new entries
-  share the schema of its first default entry, or the one declared for ``<map>.*``.
+  share the schema of its first default entry, or the one declared for ``<map>.*``;
+* a mapping listed under ``free`` (a registry of Hydra ``_target_`` nodes, such as
+  ``causal.estimators``) takes new keys too, and nothing inside its entries is checked here:
+  each entry has the arguments of its own target (the code that builds it checks it).
 
 ``conf/schema.yaml`` holds only what a default cannot say: ranges (``min`` / ``max``
 inclusive, ``gt`` / ``lt`` exclusive, ``multiple_of``), ``choices``, ``choices_of`` (a
-mapping whose keys are the choices), ``items`` (a rule for each list item), ``nullable``
+mapping whose keys are the choices; with ``choices`` too, either is allowed), ``items`` (a rule for each list item), ``nullable``
 and explicit ``type`` lists. Rule keys are dotted paths; ``*`` matches any part of a
 path (``"*dropout"`` is every dropout). A rule that matches no key is an error, so a
 renamed knob cannot leave its range behind.
@@ -134,12 +137,10 @@ class Leaf:
             self.items.apply(rule["items"], where)
 
     def _choices(self, root: Mapping[str, Any]) -> list[Any] | None:
-        if self.choices is not None:
-            return list(self.choices)
-        if self.choices_of is not None:
-            node = _select(root, self.choices_of)
-            return sorted(node) if isinstance(node, dict) else None
-        return None
+        if self.choices is None and self.choices_of is None:
+            return None
+        node = _select(root, self.choices_of) if self.choices_of is not None else None
+        return list(self.choices or ()) + (sorted(node) if isinstance(node, dict) else [])
 
     def describe(self, root: Mapping[str, Any]) -> str:
         """What is allowed, in words (``'null or an int >= 1'``)."""
@@ -195,9 +196,11 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _infer(value: Any, path: str, open_paths: set[str]) -> Node | Leaf:
+def _infer(value: Any, path: str, open_paths: set[str], free_paths: set[str] = frozenset()) -> Node | Leaf:
+    if path in free_paths:
+        return Node(path, open=True)            # any entry, unchecked (entry None)
     if isinstance(value, dict):
-        children = {k: _infer(v, _join(path, k), open_paths) for k, v in value.items()}
+        children = {k: _infer(v, _join(path, k), open_paths, free_paths) for k, v in value.items()}
         if path in open_paths or not value:
             entry = _infer(next(iter(value.values())), _join(path, "*"), open_paths) if value else None
             _forget_defaults(entry)                 # a new entry has no default to suggest
@@ -235,15 +238,16 @@ class Schema:
     """Inferred types plus the rules of ``conf/schema.yaml``; :meth:`validate` checks a composed tree."""
 
     def __init__(self, reference: dict[str, Any], rules: Mapping[str, Any], open_paths: Iterable[str],
-                 rules_file: str = "conf/schema.yaml"):
-        self.root = _infer(reference, "", set(open_paths))
+                 rules_file: str = "conf/schema.yaml", free_paths: Iterable[str] = ()):
+        self.root = _infer(reference, "", set(open_paths), set(free_paths))
         assert isinstance(self.root, Node)
         self.leaves: dict[str, Leaf] = {}
         self.nodes: dict[str, Node] = {}
         self._index(self.root)
-        stale = sorted(set(open_paths) - set(self.nodes))
-        if stale:
-            raise ValueError(f"{rules_file}: 'open' names {stale}, which are no mappings of conf/*/default.yaml")
+        for section, paths in (("open", open_paths), ("free", free_paths)):
+            stale = sorted(p for p in paths if not isinstance(_select(reference, p), dict))
+            if stale:
+                raise ValueError(f"{rules_file}: '{section}' names {stale}, which are no mappings of conf/*/default.yaml")
         for pattern, rule in rules.items():
             self._rule(str(pattern), rule, rules_file)
 
@@ -418,11 +422,11 @@ def load_schema(conf_dir: Path) -> Schema:
     """The schema of ``conf_dir`` (cached: it is read once per process)."""
     rules_path = conf_dir / "schema.yaml"
     raw = OmegaConf.to_container(OmegaConf.load(rules_path)) if rules_path.is_file() else {}
-    unknown = set(raw) - {"open", "rules"}
+    unknown = set(raw) - {"open", "free", "rules"}
     if unknown:
-        raise ValueError(f"{rules_path}: unknown sections {sorted(unknown)}; use 'open' and 'rules'")
+        raise ValueError(f"{rules_path}: unknown sections {sorted(unknown)}; use 'open', 'free' and 'rules'")
     return Schema(reference_tree(conf_dir), raw.get("rules") or {}, raw.get("open") or [],
-                  str(rules_path.relative_to(conf_dir.parent)))
+                  str(rules_path.relative_to(conf_dir.parent)), raw.get("free") or [])
 
 
 def validate(cfg: Any, conf_dir: Path, preset: str, overrides: Sequence[str]) -> None:
@@ -431,6 +435,13 @@ def validate(cfg: Any, conf_dir: Path, preset: str, overrides: Sequence[str]) ->
     problems = load_schema(conf_dir).validate(tree, Where(conf_dir, preset, overrides))
     if problems:
         raise ConfigError(problems)
+
+
+def missing_keys(cfg: Any, conf_dir: Path, preset: str, overrides: Sequence[str]) -> list[Problem]:
+    """Deleted keys of the unresolved ``cfg`` (an interpolation pointing at one cannot resolve)."""
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    problems = load_schema(conf_dir).validate(tree, Where(conf_dir, preset, overrides))
+    return [p for p in problems if p.problem.startswith("missing key")]
 
 
 _NOT_OVERRIDABLE = re.compile(r"Could not override '([^']+)'")

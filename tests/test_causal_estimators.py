@@ -156,7 +156,7 @@ def test_ate_intervals_are_calibrated_over_repetitions():
     reps, n = 30, 600
     # the AIPW heads need enough optimiser steps at this n: with 15 epochs of 2 steps they were under-fitted and
     # covered 25 of 40 (measured); 60 epochs of batch 64 covered 39 of 40 at 100 epochs
-    fast = OmegaConf.merge(CCFG, {"forest": {"n_estimators": 40}, "nuisance_params": {"linear": {"n_alphas": 10}},
+    fast = OmegaConf.merge(CCFG, {"forest": {"n_estimators": 40}, "nuisances": {"lasso": {"regression": {"model": {"alphas": 10}}}},
                                   "aipw": {"heads": {"max_epochs": 60, "batch_size": 64}}})
     hits = {name: 0 for name in ("ols", "linear_dml", "causal_forest_dml", "dr_learner", "causalbert_aipw")}
     for r in range(reps):

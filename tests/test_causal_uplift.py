@@ -3,7 +3,12 @@ import numpy as np
 import pytest
 
 from lib.causal import metrics, uplift
+from lib.config import compose
 from lib.errors import InputError
+
+CCFG = compose("smoke").causal
+UCFG = CCFG.uplift
+NULL = dict(k=UCFG.at_k, points=UCFG.curve_points, alpha=CCFG.alpha)   # the study's settings of the null
 
 # units A(y=1,t=1), B(y=0,t=0), C(y=0,t=1), D(y=1,t=0)
 Y = np.array([1, 0, 0, 1])
@@ -61,21 +66,22 @@ def test_random_scorer_p_values_are_uniform_and_a_planted_scorer_is_detected():
     p_random = []
     for rep in range(reps):
         y, t, _ = _planted(1000, seed=rep)
-        null = uplift.permutation_null(y, t, n_null=200, seed=100 + rep)
+        null = uplift.permutation_null(y, t, n_null=200, seed=100 + rep, **NULL)
         score = np.random.default_rng(200 + rep).normal(size=len(y))
         p_random.append(uplift.p_value(null["qini"], uplift.scores(y, t, score)["qini"]))
     lo, hi = binom.ppf([0.001, 0.999], reps, level)
     assert lo <= np.sum(np.array(p_random) < level) <= hi
     assert 0.3 < np.mean(p_random) < 0.7                  # uniform p-values average 0.5
     y, t, x = _planted(1000, seed=0)
-    null = uplift.permutation_null(y, t, n_null=200, seed=1)
+    null = uplift.permutation_null(y, t, n_null=200, seed=1, **NULL)
     assert uplift.p_value(null["qini"], uplift.scores(y, t, x)["qini"]) < 0.05
 
 
 def test_evaluate_rows_null_and_paired_interval():
     y, t, x = _planted(3000, seed=5)
     noise = np.random.default_rng(9).normal(size=len(y))
-    table, band = uplift.evaluate(y, t, {"planted": x, "noise": noise}, n_null=200, n_boot=100, seed=0)
+    table, band = uplift.evaluate(y, t, {"planted": x, "noise": noise}, n_null=200, n_boot=100, seed=0,
+                                  strategy=UCFG.at_k_strategy, **NULL)
     rows = table.set_index("model")
     assert list(rows.index) == ["planted", "noise", "random"]
     planted, noise_row, rnd = rows.loc["planted"], rows.loc["noise"], rows.loc["random"]

@@ -77,8 +77,8 @@ class OverlapReport:
     propensity: np.ndarray                   # (n, K+1) P(T = k | X, W)
     treatment: np.ndarray                    # (n,) observed arm
     share_outside: dict[int, float]          # arm -> share of units with e_k/(e_k+e_0) outside bounds
+    max_share: float                         # causal.overlap.max_share: poor overlap above this share
     bounds: tuple[float, float] = OVERLAP_BOUNDS
-    max_share: float = 0.1
     poor: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,11 +110,11 @@ def overlap(T: np.ndarray, X: np.ndarray | None, W: object, seed: int, ocfg: obj
     Parameters
     ----------
     ocfg : DictConfig
-        ``causal.overlap``: ``model`` (a nuisance kind, or ``representation`` to use the
-        representation's own propensity family), ``cv``, ``max_share`` (flag when more units are
+        ``causal.overlap``: ``model`` (a name of ``causal.nuisances``, or ``representation`` to use
+        the representation's own propensity family), ``cv``, ``max_share`` (flag when more units are
         outside [0.05, 0.95]) and ``refuse_share``.
     ccfg : DictConfig
-        ``cfg.causal`` (nuisance hyper-parameters).
+        ``cfg.causal`` (the nuisance registry ``causal.nuisances``).
     nuisance : (str, str), optional
         The representation's nuisance kinds; a sparse or item-id ``W`` always uses its own family.
 
@@ -159,7 +159,7 @@ def _stack(X: np.ndarray | None, W: np.ndarray | None, n: int) -> np.ndarray:
 
 def refute(fit: Callable[[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None], dict[int, tuple]],
            Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: np.ndarray | None,
-           estimates: dict[int, tuple], seed: int, subset_fraction: float = 0.8, n_subsets: int = 2) -> pd.DataFrame:
+           estimates: dict[int, tuple], seed: int, subset_fraction: float, n_subsets: int) -> pd.DataFrame:
     """Run the three refuters with the estimator ``fit`` and report them per arm.
 
     Parameters
@@ -169,7 +169,7 @@ def refute(fit: Callable[[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray 
     estimates : dict
         The original ``{arm: (ate, ci_low, ci_high, se)}``.
     subset_fraction, n_subsets : float, int
-        Size and number of the random subsets of the data-subset refuter.
+        Size and number of the random subsets of the data-subset refuter (``causal.refuters``).
 
     Returns
     -------

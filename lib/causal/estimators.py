@@ -1,4 +1,4 @@
-"""Effect estimators built from config: naive, OLS, EconML DML / forests / DR, meta-learners, AIPW.
+"""Effect estimators declared in ``causal.estimators``: naive, OLS, EconML DML / forests / DR, meta-learners, AIPW.
 
 :func:`estimate` is the one entry point. It validates the input, runs the overlap
 diagnostic, fits the named estimator with cross-fitting, reads the ATE and 95% CI of
@@ -6,7 +6,11 @@ every treatment arm against control (``T0=0, T1=k``) and the per-unit CATE, and 
 the refuters with the same estimator. Nuisance models are ``causal.nuisance_y`` /
 ``causal.nuisance_t`` unless a representation names its own (see :mod:`lib.causal.nuisance`).
 
-Where each ATE interval comes from (every one is a Wald interval for the ATE of the sample):
+An estimator is an entry of ``causal.estimators`` (``conf/causal/default.yaml``): either ``fit``,
+a function of this project (``_partial_``), or ``model``, the Hydra node of an EconML estimator,
+with ``nuisances`` (which constructor arguments take the outcome and the propensity model) and
+``interval`` (how its ATE interval is read, :data:`INTERVALS`). Where each shipped ATE interval
+comes from (every one is a Wald interval for the ATE of the sample):
 
 * ``naive`` — difference in means, Welch standard error.
 * ``ols`` — regression adjustment ``Y ~ arms + X + W + arms x (X - mean X)``, HC1 standard
@@ -20,7 +24,8 @@ Where each ATE interval comes from (every one is a Wald interval for the ATE of 
   ``Y_pred[:, k] - Y_pred[:, 0]`` that EconML's DR learner builds (cached at fit), with
   standard error ``sd / sqrt(n)``; the forest final stage only gives the CATE.
 * ``causalbert_aipw`` — mean of the cross-fitted AIPW score, ``sd / sqrt(n)``.
-* ``t_learner`` / ``x_learner`` — mean CATE, no interval.
+* ``t_learner`` / ``x_learner`` — mean CATE, no interval (``interval: none``; the confounders
+  join the features, ``confounders_as_features``).
 
 ``W`` may be dense, sparse (``scipy.sparse``) or padded item-id histories: anything that is not
 a dense float matrix reaches EconML's nuisances through :class:`lib.causal.nuisance.RowLookup`.
@@ -49,16 +54,16 @@ import pandas as pd
 from scipy import sparse, stats
 
 from lib.causal import diagnostics
-from lib.causal.nuisance import nuisance_models
+from lib.causal.nuisance import make_nuisance, nuisance_models
+from lib.causal.registry import build, entry, optional
 from lib.causal.scale import econml_kwargs
 from lib.errors import InputError
 
-ESTIMATORS = ("naive", "ols", "linear_dml", "causal_forest_dml", "dr_learner", "causalbert_aipw",
-              "t_learner", "x_learner")
-#: estimators that need W as a dense matrix of their own (no nuisance models to route other features to)
-DENSE_ONLY = ("ols", "causalbert_aipw")
-#: estimators whose final stage needs effect modifiers X
-NEEDS_X = ("causal_forest_dml", "dr_learner")
+#: how the ATE interval of an EconML entry is read (``interval:``)
+INTERVALS = ("mean_pred", "drate", "dr_pseudo", "none")
+#: flags an entry of causal.estimators may set, and their value when it does not (conf/causal/default.yaml)
+FLAGS = {"confounders_as_features": False, "needs_X": False, "dense_W": False, "uses_W": True}
+ENTRY_KEYS = ("fit", "model", "nuisances", "interval", *FLAGS)
 
 ArmResult = dict[int, tuple[float, float, float, float]]   # arm -> (ate, ci_low, ci_high, se)
 
@@ -109,14 +114,26 @@ def _wald(point: float, se: float, alpha: float) -> tuple[float, float, float, f
     return float(point), float(point - q * se), float(point + q * se), float(se)
 
 
-def _ols(Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: np.ndarray | None, arms: list[int],
-         alpha: float) -> tuple[ArmResult, dict[int, np.ndarray], Any]:
-    """Regression adjustment Y ~ arms + X + W + arms x (X - mean X) with HC1 errors.
+def _arms(T: np.ndarray) -> list[int]:
+    return [int(a) for a in np.unique(T) if a != 0]
+
+
+def difference_in_means(Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: Any, ccfg: Any,
+                        seed: int) -> tuple[ArmResult, dict[int, np.ndarray], None]:
+    """Each arm's mean outcome minus the control mean, Welch interval (``naive``: X and W unused)."""
+    res = {a: _welch(Y[T == a], Y[T == 0], float(ccfg.alpha)) for a in _arms(T)}
+    return res, {a: np.full(len(Y), r[0]) for a, r in res.items()}, None
+
+
+def regression_adjustment(Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: np.ndarray | None, ccfg: Any,
+                          seed: int) -> tuple[ArmResult, dict[int, np.ndarray], Any]:
+    """Regression adjustment Y ~ arms + X + W + arms x (X - mean X) with HC1 errors (``ols``).
 
     Centring X makes each arm coefficient the ATE over the sample.
     """
     import statsmodels.api as sm
 
+    arms, alpha = _arms(T), float(ccfg.alpha)
     n = len(Y)
     D = np.column_stack([(T == a).astype(float) for a in arms])
     Xc = np.zeros((n, 0)) if X is None else X - X.mean(axis=0)
@@ -133,81 +150,101 @@ def _ols(Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: np.ndarray | Non
     return res, cate, fit
 
 
-def _econml(name: str, Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: Any,
+def estimator_entry(ccfg: Any, name: str) -> Any:
+    """Entry ``name`` of ``causal.estimators``, checked: ``fit`` or ``model`` with ``nuisances`` and ``interval``."""
+    node = entry(ccfg, "estimators", name, ENTRY_KEYS, "the estimator setting")
+    where = f"causal.estimators.{name}"
+    if ("fit" in node) == ("model" in node):
+        raise InputError("conf/causal/default.yaml", None, f"{where} has {'both' if 'fit' in node else 'neither'} "
+                         "'fit' and 'model'", "give one: fit (a _partial_ function) or model (an EconML estimator)")
+    if "model" in node:
+        if "interval" not in node or node.interval not in INTERVALS or "nuisances" not in node:
+            raise InputError("conf/causal/default.yaml", None, f"{where} needs 'nuisances' (argument -> outcome | "
+                             f"propensity) and 'interval' (one of {list(INTERVALS)})",
+                             "see the comment above causal.estimators")
+        roles = set(node.nuisances.values()) - {"outcome", "propensity"}
+        if roles:
+            raise InputError("conf/causal/default.yaml", None, f"{where}.nuisances has roles {sorted(roles)}",
+                             "map each constructor argument to outcome or propensity")
+    return node
+
+
+def flag(node: Any, key: str) -> bool:
+    """Flag ``key`` of an estimator entry (:data:`FLAGS` when the entry does not set it)."""
+    return bool(optional(node, key, FLAGS))
+
+
+def needs_dense_W(ccfg: Any, name: str) -> bool:
+    """Whether estimator ``name`` takes W itself as a dense matrix (no nuisance models to route other W to)."""
+    node = estimator_entry(ccfg, name)
+    return flag(node, "dense_W") or flag(node, "confounders_as_features")
+
+
+def uses_W(ccfg: Any, name: str) -> bool:
+    """False for an estimator that ignores W (``naive``): a grid runs it on representation ``none`` only."""
+    return flag(estimator_entry(ccfg, name), "uses_W")
+
+
+def _econml(name: str, node: Any, Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: Any,
             arms: list[int], ccfg: Any, seed: int,
             kinds: tuple[str, str] | None) -> tuple[ArmResult, dict[int, np.ndarray], Any]:
-    from econml.dml import CausalForestDML, LinearDML
-    from econml.dr import ForestDRLearner
-    from econml.metalearners import TLearner, XLearner
-
-    alpha, cv = float(ccfg.alpha), int(ccfg.cv)
-    my, mt, W_fit = nuisance_models(ccfg, W, 0 if X is None else X.shape[1], seed, kinds)
-    forest = dict(n_estimators=int(ccfg.forest.n_estimators), min_samples_leaf=int(ccfg.forest.min_samples_leaf),
-                  max_depth=ccfg.forest.max_depth, n_jobs=int(ccfg.n_jobs), random_state=seed)
-    if name in ("t_learner", "x_learner"):
-        if W_fit is not W:
-            raise ValueError(f"{name} takes the confounders as features and needs a dense W")
-        est = TLearner(models=my) if name == "t_learner" else XLearner(models=my, propensity_model=mt)
+    """Build the EconML estimator of entry ``node``, fit it, read each arm's ATE interval and CATE."""
+    alpha, n_jobs = float(ccfg.alpha), int(ccfg.n_jobs)
+    if flag(node, "confounders_as_features"):
         # meta-learners take no separate W: the confounders join the features
-        Z = np.hstack([M for M in (X, W) if M is not None]) if (X is not None or W is not None) else np.zeros((len(Y), 1))
-        est.fit(Y, T, X=Z)
-        res, cate = {}, {}
-        for a in arms:
-            cate[a] = np.asarray(est.effect(Z, T0=0, T1=a), dtype=float).ravel()
-            res[a] = (float(cate[a].mean()), np.nan, np.nan, np.nan)   # no analytic inference for meta-learners
-        return res, cate, est
-    scale = econml_kwargs(ccfg)     # causal.ray: each cross-fitting fold a Ray task
-    if name == "linear_dml":
-        est = LinearDML(model_y=my, model_t=mt, discrete_treatment=True, cv=cv, random_state=seed, **scale)
-    elif name == "causal_forest_dml":
-        est = CausalForestDML(model_y=my, model_t=mt, discrete_treatment=True, cv=cv, drate=True, **forest, **scale)
+        if W is not None and not (isinstance(W, np.ndarray) and W.dtype == np.float64):
+            raise ValueError(f"{name} takes the confounders as features and needs a dense W")
+        ky, kt = kinds or (ccfg.nuisance_y, ccfg.nuisance_t)
+        models = {"outcome": make_nuisance(ky, "regression", seed, ccfg),
+                  "propensity": make_nuisance(kt, "classification", seed, ccfg)}
+        X = np.hstack([M for M in (X, W) if M is not None]) if (X is not None or W is not None) else np.zeros((len(Y), 1))
+        fit_kw: dict[str, Any] = {}
     else:
-        est = ForestDRLearner(model_regression=my, model_propensity=mt, cv=cv, **forest, **scale)
+        my, mt, W_fit = nuisance_models(ccfg, W, 0 if X is None else X.shape[1], seed, kinds)
+        models = {"outcome": my, "propensity": mt}
+        fit_kw = {"W": W_fit, **({"cache_values": True} if node.interval == "dr_pseudo" else {})}
+    est = build(node.model, seed, n_jobs, optional=econml_kwargs(ccfg),   # causal.ray: each fold a Ray task
+                **{arg: models[role] for arg, role in node.nuisances.items()})
     with warnings.catch_warnings():
         # EconML notes that the penalty-search folds of LassoCV are not its cross-fitting folds: intended
         warnings.filterwarnings("ignore", message=".*non-default cv attribute.*")
-        est.fit(Y, T, X=X, W=W_fit, cache_values=name == "dr_learner")
+        est.fit(Y, T, X=X, **fit_kw)
     res, cate = {}, {}
     for j, a in enumerate(arms):
-        if name == "causal_forest_dml":
+        eff = np.asarray(est.effect(X, T0=0, T1=a), dtype=float).ravel()
+        cate[a] = np.full(len(Y), eff[0]) if eff.size == 1 else eff
+        if node.interval == "drate":
             inf = est.ate__inference()
             res[a] = _wald(float(np.ravel(inf.point_estimate)[j]), float(np.ravel(inf.stderr)[j]), alpha)
-        elif name == "dr_learner":
+        elif node.interval == "dr_pseudo":
             y_pred = est._cached_values.nuisances[0]       # DR pseudo-outcomes, one column per arm (0 = control)
             psi = y_pred[:, 1 + j] - y_pred[:, 0]
             res[a] = _wald(psi.mean(), psi.std(ddof=1) / np.sqrt(len(psi)), alpha)
-        else:
+        elif node.interval == "mean_pred":
             inf = est.ate_inference(X, T0=0, T1=a)
             if inf.mean_pred_stderr is None:
-                raise RuntimeError("LinearDML gave no exact standard error of the mean CATE")
+                raise RuntimeError(f"{name} gave no exact standard error of the mean CATE (interval: mean_pred)")
             res[a] = _wald(float(inf.mean_point), float(np.ravel(inf.mean_pred_stderr)[0]), alpha)
-        eff = np.asarray(est.effect(X, T0=0, T1=a), dtype=float).ravel()
-        cate[a] = np.full(len(Y), eff[0]) if eff.size == 1 else eff
-    if name == "dr_learner":
+        else:
+            res[a] = (float(cate[a].mean()), np.nan, np.nan, np.nan)   # no analytic inference (meta-learners)
+    if node.interval == "dr_pseudo":
         est._cached_values = None      # the cached arrays are as large as the data
     return res, cate, est
 
 
 def fit_arms(name: str, Y: np.ndarray, T: np.ndarray, X: np.ndarray | None, W: Any, ccfg: Any, seed: int,
              nuisance: tuple[str, str] | None = None) -> tuple[ArmResult, dict[int, np.ndarray], Any]:
-    """Fit estimator ``name`` once; return ``({arm: (ate, lo, hi, se)}, {arm: cate}, model)``.
+    """Fit estimator ``name`` (an entry of ``causal.estimators``) once.
 
-    ``nuisance`` = ``(kind_y, kind_t)`` overrides ``causal.nuisance_y`` / ``nuisance_t``.
+    Returns ``({arm: (ate, lo, hi, se)}, {arm: cate}, model)``. ``nuisance`` = ``(kind_y, kind_t)``
+    overrides ``causal.nuisance_y`` / ``nuisance_t``.
     """
-    arms = [int(a) for a in np.unique(T) if a != 0]
-    alpha = float(ccfg.alpha)
-    if name == "naive":
-        res = {a: _welch(Y[T == a], Y[T == 0], alpha) for a in arms}
-        return res, {a: np.full(len(Y), res[a][0]) for a in arms}, None
-    if name in DENSE_ONLY and W is not None and not isinstance(W, np.ndarray):
+    node = estimator_entry(ccfg, name)
+    if needs_dense_W(ccfg, name) and W is not None and not isinstance(W, np.ndarray):
         raise ValueError(f"{name} needs a dense W; this representation is {type(W).__name__}")
-    if name == "ols":
-        return _ols(Y, T, X, W, arms, alpha)
-    if name == "causalbert_aipw":
-        from lib.causal.aipw import aipw_heads
-
-        return aipw_heads(Y, T, X, W, ccfg, seed)
-    return _econml(name, Y, T, X, W, arms, ccfg, seed, nuisance)
+    if "fit" in node:
+        return build(node.fit, seed, int(ccfg.n_jobs))(Y, T, X, W, ccfg, seed)
+    return _econml(name, node, Y, T, X, W, _arms(T), ccfg, seed, nuisance)
 
 
 def _as_W(W: Any) -> Any:
@@ -231,11 +268,12 @@ def estimate(name: str, Y: np.ndarray, T: np.ndarray, X: np.ndarray | pd.DataFra
     Parameters
     ----------
     name : str
-        One of :data:`ESTIMATORS`.
+        A name of ``causal.estimators``.
     Y, T : array
         Outcome and integer treatment (0 = control, 1..K arms).
     X : array or DataFrame, optional
-        Effect modifiers (final stage). Required by ``causal_forest_dml`` and ``dr_learner``.
+        Effect modifiers (final stage). Required by entries with ``needs_X`` (``causal_forest_dml``,
+        ``dr_learner``).
     W : array, sparse matrix or integer array, optional
         Confounders used by the nuisance models only (the representation): a dense matrix, a
         sparse one (e.g. :func:`lib.causal.history_features.sparse_history`) or padded item ids.
@@ -257,12 +295,11 @@ def estimate(name: str, Y: np.ndarray, T: np.ndarray, X: np.ndarray | pd.DataFra
     InputError
         Invalid inputs (:func:`lib.causal.diagnostics.validate`), or positivity clearly fails.
     """
-    if name not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {name!r}; choose one of {ESTIMATORS} (causal.estimators)")
+    node = estimator_entry(ccfg, name)
     X = None if X is None or np.asarray(X).shape[1] == 0 else np.asarray(X, dtype=np.float64)
     W = _as_W(W)
     Y, T = diagnostics.validate(Y, T, X, W, source)
-    if name in NEEDS_X and X is None:
+    if flag(node, "needs_X") and X is None:
         raise InputError(source, "X", f"is empty but {name} needs effect modifiers", "pass a few numeric effect modifiers as X")
     if overlap is None and check_overlap:
         overlap = diagnostics.overlap(T, X, W, seed, ccfg.overlap, ccfg, source=source, nuisance=nuisance)

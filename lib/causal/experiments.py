@@ -12,9 +12,11 @@ estimate refused by the overlap diagnostic is recorded (``refused``) with NaN nu
 extra frames behind figures (CATE scatter, overlap histograms)
 are attached as ``df.attrs``.
 
-No representation sees the outcome of the units it adjusts: ``seq_finetuned`` is fitted on
-K-1 folds of each simulation seed and setting and encodes the held-out fold
-(:func:`lib.train.causal.crossfit_finetuned_vectors`); every other representation is built without T or Y.
+No representation sees the outcome of the units it adjusts: a ``crossfit`` representation
+(``seq_finetuned``) is fitted on K-1 folds of each simulation seed and setting and encodes the
+held-out fold (:func:`lib.train.causal.crossfit_finetuned_vectors`); every other representation
+is built without T or Y. Representations and estimators are names of ``causal.representations``
+and ``causal.estimators``.
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from lib.causal import diagnostics, metrics
-from lib.causal.estimators import DENSE_ONLY, estimate
-from lib.causal.representations import RepresentationUnavailable, build_W, nuisance_kinds, reduce_W
+from lib.causal.estimators import estimate, needs_dense_W, uses_W
+from lib.causal.representations import (RepresentationUnavailable, build_W, finish_W, nuisance_kinds, on_histories,
+                                        source)
 from lib.errors import InputError
 
 ARM_NAMES = {0: "no_email", 1: "mens_email", 2: "womens_email"}
@@ -37,7 +40,7 @@ def _W_cache(data: Any, names: list[str], population: str, cfg: DictConfig, **kw
     out = {}
     for name in names:
         try:
-            out[name] = build_W(data, name, population, cfg.paths.embeddings, cfg.causal.pca_dim, seed=cfg.seed, **kw)
+            out[name] = build_W(data, name, population, cfg, **kw)
         except RepresentationUnavailable as err:
             print(f"[causal] skipping representation {name!r}: {err}")
     return out
@@ -61,7 +64,7 @@ def _overlap_or_refusal(T: np.ndarray, X: np.ndarray | None, W: Any, seed: int, 
 
 
 def _finetuned_W(cfg: DictConfig, dataset: str, hist: list, attrs: pd.DataFrame, meta: dict, data: Any,
-                 seed: int) -> np.ndarray:
+                 seed: int, rep: str) -> np.ndarray:
     """Out-of-fold vectors of the sequence encoder fine-tuned on this seed's T and Y (``causal.crossfit``)."""
     from lib.train.causal import best_nextitem_checkpoint, crossfit_finetuned_vectors
     from lib.train.datamodule import attribute_table, left_pad
@@ -69,21 +72,22 @@ def _finetuned_W(cfg: DictConfig, dataset: str, hist: list, attrs: pd.DataFrame,
     xcfg = cfg.causal.crossfit
     init = best_nextitem_checkpoint(cfg, dataset) if xcfg.init == "pretrained" else None
     if xcfg.init == "pretrained" and init is None:
-        raise RepresentationUnavailable(f"seq_finetuned starts from the next-item checkpoint of {dataset}, and there is "
+        raise RepresentationUnavailable(f"{rep} starts from the next-item checkpoint of {dataset}, and there is "
                                         f"none under {cfg.paths.checkpoints}: run notebook 02 or set causal.crossfit.init=scratch")
     n_items = int(meta["n_items"])
     fitted = crossfit_finetuned_vectors(left_pad(hist, int(xcfg.max_len)).numpy(), data.T, data.Y, int(xcfg.folds),
                                         seed, cfg.model, cfg.model.heads, n_items,
                                         item_attrs=attribute_table(attrs, n_items), n_attrs=int(meta.get("n_attrs", 0)),
                                         init_checkpoint=init, n_threads=int(cfg.causal.n_jobs))
-    return reduce_W(np.asarray(fitted.vectors, dtype=np.float64), cfg.causal.pca_dim, seed)
+    return finish_W(np.asarray(fitted.vectors, dtype=np.float64), cfg.causal, rep, seed)
 
 
 def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
     """One row per (setting, seed, representation, estimator) with truth, bias, CI, coverage, PEHE.
 
-    ``naive`` runs on representation ``none`` only (it ignores W); ``ols`` and
-    ``causalbert_aipw`` need a dense W. Simulation seeds are ``cfg.seed .. cfg.seed +
+    An estimator that ignores W (``uses_W: false``, ``naive``) runs on representation ``none``
+    only; one that needs a dense W (``ols``, ``causalbert_aipw``, meta-learners) skips sparse ones.
+    ``raw`` is its ``on_histories`` entry (``sparse_history``) here. Simulation seeds are ``cfg.seed .. cfg.seed +
     causal.semisynth.n_seeds - 1`` at the default setting (``n_seeds_other_levels`` elsewhere,
     with ``other_levels_estimators``); an estimator in ``causal.semisynth.seed_caps`` runs on
     its first that-many seeds. The overlap diagnostic runs on the first ``causal.overlap.max_seeds``
@@ -104,6 +108,7 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
     refute_seeds, overlap_seeds = ccfg.refuters.max_seeds, ccfg.overlap.max_seeds
     skip_refute = set(ccfg.refuters.skip or [])
     no_refuters = OmegaConf.merge(ccfg, {"refuters": {"enabled": False}})
+    crossfit = [r for r in grid.representations if source(ccfg, r) == "crossfit"]
     for level in grid.levels:
         is_default = level == sim_cfg.level
         n_seeds = int(grid.n_seeds if is_default or grid.n_seeds_other_levels is None else grid.n_seeds_other_levels)
@@ -112,17 +117,15 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
         for k, seed in enumerate(range(cfg.seed, cfg.seed + n_seeds)):
             data = simulate(seqs, attrs, sim_cfg, seed, level, features=feats)
             if Ws is None:   # the units (and so every representation built without T or Y) are the same throughout
-                names = [("sparse_history" if r == "raw" else r) for r in grid.representations if r != "seq_finetuned"]
+                names = [on_histories(ccfg, r) for r in grid.representations if r not in crossfit]
                 Ws = _W_cache(data, list(dict.fromkeys(names)), dataset, cfg, histories=hist,
-                              n_items=int(meta["n_items"]), bag_dim=int(cfg.model.embed.bag.dim),
-                              bag_weighting=str(cfg.model.embed.bag.weighting), item_attributes=attrs,
-                              history_cfg=ccfg.history_features)
+                              n_items=int(meta["n_items"]), item_attributes=attrs)
             reps = dict(Ws)
-            if "seq_finetuned" in grid.representations:
+            for rep in crossfit:
                 try:
-                    reps["seq_finetuned"] = _finetuned_W(cfg, dataset, hist, attrs, meta, data, seed)
+                    reps[rep] = _finetuned_W(cfg, dataset, hist, attrs, meta, data, seed, rep)
                 except RepresentationUnavailable as err:
-                    print(f"[causal] skipping representation 'seq_finetuned': {err}")
+                    print(f"[causal] skipping representation {rep!r}: {err}")
             X = data.X.to_numpy(np.float64)
             for rep, W in reps.items():
                 kinds = nuisance_kinds(ccfg, rep)
@@ -136,9 +139,9 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
                         and W.shape[1] <= int(ccfg.pca_dim or W.shape[1]):
                     X_final = np.hstack([X, W])
                 for name in estimators:
-                    if (name == "naive" and rep != "none") or k >= caps.get(name, n_seeds):
+                    if (not uses_W(ccfg, name) and W is not None) or k >= caps.get(name, n_seeds):
                         continue
-                    if name in DENSE_ONLY and not _is_dense(W):
+                    if needs_dense_W(ccfg, name) and not _is_dense(W):
                         continue
                     base = dict(benchmark=data.name, dataset=dataset, level=level, seed=seed, representation=rep,
                                 estimator=name, truth=data.ate_true, naive_bias=data.meta["naive_bias"])
@@ -171,9 +174,9 @@ def _hillstrom_design(df: pd.DataFrame) -> pd.DataFrame:
 
 def _embedded_ids(cfg: DictConfig, rep: str) -> np.ndarray | None:
     """Customer ids that have vectors of a text representation (None: not an exported representation)."""
-    from lib.embed.store import VARIANTS, embedding_stem, load_embeddings
+    from lib.embed.store import embedding_stem, load_embeddings
 
-    if rep not in VARIANTS:
+    if source(cfg.causal, rep) != "embedding":
         return None
     stem = embedding_stem(cfg.paths.embeddings, "hillstrom", rep)
     if not stem.with_suffix(".npz").is_file():
@@ -229,7 +232,7 @@ def hillstrom_rct_gap(cfg: DictConfig) -> pd.DataFrame:
                 kinds = nuisance_kinds(ccfg, rep)
                 ov, refused = _overlap_or_refusal(sub.T, X, W, seed, cfg, source, kinds) if diagnose else (None, None)
                 for name in hcfg.estimators:
-                    if (name == "naive" and rep != "none") or refused:
+                    if (not uses_W(ccfg, name) and W is not None) or refused:
                         continue
                     est = estimate(name, sub.Y, sub.T, X, W, ccfg, seed, overlap=ov, source=source, nuisance=kinds,
                                    check_overlap=False)

@@ -1,8 +1,9 @@
-"""Nuisance models (outcome regression, propensity) built from a short name and their config.
+"""Nuisance models (outcome regression, propensity) built from their entry in ``causal.nuisances``.
 
-The names are the study knobs ``causal.nuisance_y`` / ``causal.nuisance_t`` and the per-
-representation choices of ``causal.representation_nuisance``; every hyper-parameter lives in
-``causal.nuisance_params.<kind>``:
+Each entry of ``causal.nuisances`` (``conf/causal/default.yaml``) holds a ``regression`` and a
+``classification`` Hydra node (``_target_`` of a scikit-learn compatible class plus its
+hyper-parameters); the names are the study knobs ``causal.nuisance_y`` / ``causal.nuisance_t`` and
+the ``nuisance`` pair of a representation (``causal.representations.<name>.nuisance``). Shipped:
 
 * ``lasso`` / ``logistic``: standardised LassoCV / LogisticRegressionCV (dense inputs).
 * ``sparse_linear``: the same linear family on sparse inputs (no centring, max-abs scaling):
@@ -22,60 +23,53 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, clone
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.linear_model import LassoCV, LogisticRegressionCV
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import MaxAbsScaler, StandardScaler
 
-KINDS = ("lasso", "logistic", "sparse_linear", "gbm", "lgbm")
+from lib.causal.registry import build, entry
+
+TASKS = ("regression", "classification")
 
 
-def make_nuisance(kind: str, task: str, seed: int, params: Any, n_jobs: int = 1) -> Any:
-    """An unfitted scikit-learn compatible model.
+def scaled(scaler: Any, model: Any) -> Pipeline:
+    """``make_pipeline(scaler, model)``: a scaled model as one Hydra node with named parts.
+
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn.linear_model import LassoCV
+    >>> scaled(StandardScaler(), LassoCV()).steps[1][0]
+    'lassocv'
+    """
+    return make_pipeline(scaler, model)
+
+
+def make_nuisance(kind: str, task: str, seed: int, ccfg: Any) -> Any:
+    """An unfitted model: the ``task`` node of ``causal.nuisances.<kind>``.
 
     Parameters
     ----------
-    kind : {"lasso", "logistic", "sparse_linear", "gbm", "lgbm"}
-        ``lasso`` and ``logistic`` are the same linear family: ``lasso`` for a regression
-        task gives LassoCV, for a classification task LogisticRegressionCV (and vice versa).
+    kind : str
+        A name of ``causal.nuisances``.
     task : {"regression", "classification"}
     seed : int
-        ``random_state`` of every stochastic part (same seed -> same numbers).
-    params : mapping
-        ``cfg.causal.nuisance_params`` (one block per kind).
-    n_jobs : int
-        Threads for LightGBM / CV searches.
+        Set as every ``random_state`` the model exposes (same seed -> same numbers).
+    ccfg : DictConfig
+        ``cfg.causal`` (the registry, and ``n_jobs`` set as every ``n_jobs`` the model exposes).
 
     Examples
     --------
     >>> from lib.config import compose
-    >>> p = compose("smoke").causal.nuisance_params
-    >>> type(make_nuisance("lasso", "classification", 0, p)[-1]).__name__
+    >>> ccfg = compose("smoke").causal
+    >>> type(make_nuisance("lasso", "classification", 0, ccfg)[-1]).__name__
     'LogisticRegressionCV'
+    >>> make_nuisance("lasso", "regression", 7, ccfg)[-1].random_state
+    7
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown nuisance model {kind!r}; choose one of {KINDS} (causal.nuisance_y / nuisance_t)")
-    if task not in ("regression", "classification"):
-        raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
-    if kind in ("lasso", "logistic", "sparse_linear"):
-        p = params["sparse_linear" if kind == "sparse_linear" else "linear"]
-        scaler = MaxAbsScaler() if kind == "sparse_linear" else StandardScaler()
-        if task == "regression":
-            return make_pipeline(scaler, LassoCV(alphas=int(p.n_alphas), cv=int(p.cv), max_iter=int(p.max_iter),
-                                                 n_jobs=n_jobs, random_state=seed))
-        return make_pipeline(scaler, LogisticRegressionCV(Cs=int(p.n_Cs), cv=int(p.cv), max_iter=int(p.max_iter),
-                                                          n_jobs=n_jobs))
-    if kind == "gbm":
-        p = params.gbm
-        kw = dict(max_iter=int(p.max_iter), learning_rate=float(p.learning_rate), max_leaf_nodes=int(p.max_leaf_nodes),
-                  min_samples_leaf=int(p.min_samples_leaf), random_state=seed)
-        return HistGradientBoostingRegressor(**kw) if task == "regression" else HistGradientBoostingClassifier(**kw)
-    import lightgbm as lgb  # imported lazily: only the lgbm runs pay for it
-
-    kw = dict(**params.lgbm, random_state=seed, n_jobs=n_jobs, deterministic=True, force_row_wise=True, verbose=-1)
-    return lgb.LGBMRegressor(**kw) if task == "regression" else lgb.LGBMClassifier(**kw)
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    node = entry(ccfg, "nuisances", kind, TASKS, "a nuisance setting (causal.nuisance_y / nuisance_t / "
+                                                   "overlap.model / representations.<name>.nuisance)")
+    return build(node[task], seed, int(ccfg.n_jobs))
 
 
 def nuisance_models(ccfg: Any, W: Any, n_x: int, seed: int, kinds: tuple[str, str] | None) -> tuple[Any, Any, Any]:
@@ -85,8 +79,8 @@ def nuisance_models(ccfg: Any, W: Any, n_x: int, seed: int, kinds: tuple[str, st
     ``n_x`` is the number of effect-modifier columns EconML puts before W.
     """
     ky, kt = kinds or (ccfg.nuisance_y, ccfg.nuisance_t)
-    my = make_nuisance(ky, "regression", seed, ccfg.nuisance_params, int(ccfg.n_jobs))
-    mt = make_nuisance(kt, "classification", seed, ccfg.nuisance_params, int(ccfg.n_jobs))
+    my = make_nuisance(ky, "regression", seed, ccfg)
+    mt = make_nuisance(kt, "classification", seed, ccfg)
     if W is None or (isinstance(W, np.ndarray) and W.dtype == np.float64):
         return my, mt, W
     rows = np.arange(W.shape[0], dtype=np.float64)[:, None]

@@ -21,9 +21,8 @@ def fit_policy_tree(Y: np.ndarray, T: np.ndarray, X: np.ndarray, W: np.ndarray |
     """``DRPolicyTree`` of depth ``causal.policy.max_depth`` over effect modifiers ``X``."""
     from econml.policy import DRPolicyTree
 
-    n_jobs = int(ccfg.get("n_jobs", 1))
-    est = DRPolicyTree(model_regression=make_nuisance(ccfg.nuisance_y, "regression", seed, ccfg.nuisance_params, n_jobs),
-                       model_propensity=make_nuisance(ccfg.nuisance_t, "classification", seed, ccfg.nuisance_params, n_jobs),
+    est = DRPolicyTree(model_regression=make_nuisance(ccfg.nuisance_y, "regression", seed, ccfg),
+                       model_propensity=make_nuisance(ccfg.nuisance_t, "classification", seed, ccfg),
                        max_depth=int(ccfg.policy.max_depth), min_samples_leaf=int(ccfg.policy.min_samples_leaf),
                        cv=int(ccfg.cv), random_state=seed)
     return est.fit(Y, T, X=X, W=W)

@@ -127,7 +127,9 @@ def published_comparison(df: pd.DataFrame, cfg: DictConfig) -> pd.DataFrame:
 
 
 def hillstrom_policy(cfg: DictConfig) -> dict[str, pd.DataFrame]:
-    """Policy tree (train split) and its value on the test split; SHAP effect modifiers of a causal forest.
+    """Policy tree (train split) and its value on the test split; SHAP effect modifiers of a CATE model.
+
+    The CATE model is the entry ``causal.interpret.estimator`` (a causal forest by default).
 
     Returns ``{"tree": node table, "value": policy values, "importance": mean |SHAP| per feature and arm}``.
     """
@@ -141,8 +143,8 @@ def hillstrom_policy(cfg: DictConfig) -> dict[str, pd.DataFrame]:
     diagnostics.validate(Ytr, Ttr, Xtr, None, f"hillstrom train[{outcome}]")
     tree = policy.fit_policy_tree(Ytr, Ttr, Xtr, None, cfg.causal, cfg.seed)
     arm_names = [ARM_NAMES[a] for a in sorted(ARM_NAMES)]
-    _, _, forest = fit_arms("causal_forest_dml", Ytr, Ttr, Xtr, None, cfg.causal, cfg.seed)
+    _, _, cate_model = fit_arms(str(cfg.causal.interpret.estimator), Ytr, Ttr, Xtr, None, cfg.causal, cfg.seed)
     return {"tree": policy.tree_frame(tree, names, arm_names).assign(outcome=outcome),
             "value": policy.evaluate_policy(tree, Xte, Yte, Tte, arm_names).assign(outcome=outcome),
-            "importance": policy.effect_modifier_importance(forest, Xte, names, int(cfg.causal.interpret.shap_units),
+            "importance": policy.effect_modifier_importance(cate_model, Xte, names, int(cfg.causal.interpret.shap_units),
                                                             cfg.seed).assign(outcome=outcome)}

@@ -161,8 +161,8 @@ def _score_block(y: np.ndarray, t: np.ndarray, S: np.ndarray, k: float, norms: t
     return out
 
 
-def permutation_null(y: np.ndarray, t: np.ndarray, n_null: int, seed: int, k: float = 0.3,
-                     points: int = 50, alpha: float = 0.05) -> dict[str, object]:
+def permutation_null(y: np.ndarray, t: np.ndarray, n_null: int, seed: int, k: float, points: int,
+                     alpha: float) -> dict[str, object]:
     """Qini / AUUC / uplift@k of ``n_null`` random scorings of the same units: the null of no targeting skill.
 
     Returns the draws (``qini``, ``auuc``, ``uplift_at_k``; arrays of length ``n_null``) and
@@ -221,8 +221,7 @@ def p_value(null: np.ndarray, value: float) -> float:
 
 
 def evaluate(y: np.ndarray, t: np.ndarray, scorings: dict[str, np.ndarray], n_null: int, n_boot: int, seed: int,
-             alpha: float = 0.05, k: float = 0.3, strategy: str = "overall",
-             points: int = 50) -> tuple[pd.DataFrame, pd.DataFrame]:
+             alpha: float, k: float, strategy: str, points: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per model plus ``random``, and the null band of the Qini curve.
 
     Model rows: ``qini`` / ``auuc`` / ``uplift_at_k`` (scikit-uplift, ``uplift_at_k`` with
@@ -257,7 +256,7 @@ def evaluate(y: np.ndarray, t: np.ndarray, scorings: dict[str, np.ndarray], n_nu
     return pd.DataFrame(rows), null["band"].assign(model="random")
 
 
-def curve(y: np.ndarray, t: np.ndarray, score: np.ndarray, model: str, points: int = 50) -> pd.DataFrame:
+def curve(y: np.ndarray, t: np.ndarray, score: np.ndarray, model: str, points: int) -> pd.DataFrame:
     """Qini curve as a tidy frame ``model, share_targeted, qini`` (``points`` evenly spaced rows)."""
     x, q = qini_curve(np.asarray(y), np.asarray(score, dtype=float), np.asarray(t))
     grid = np.linspace(0, x[-1], points)

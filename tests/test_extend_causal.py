@@ -1,0 +1,132 @@
+"""The README recipes "Adding a nuisance model", "Adding an estimator", "Adding a representation",
+followed on generated data: each new entry is YAML only (a Hydra override, or a file in a config
+directory on ``hydra.searchpath``), and it must recover the planted effect or enter the grid.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from sklearn.decomposition import TruncatedSVD
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+from _data_fixtures import generated_sequences
+from lib.causal.estimators import estimate
+from lib.config import compose
+from lib.errors import InputError
+from lib.io import write_json, write_parquet
+from lib.schema import ConfigError
+
+FAST = ["causal.cv=2", "causal.n_jobs=1", "causal.refuters.enabled=false"]
+FOREST = ("+causal.nuisances.forest={regression:{_target_:sklearn.ensemble.RandomForestRegressor,n_estimators:60,"
+          "min_samples_leaf:20},classification:{_target_:sklearn.ensemble.RandomForestClassifier,n_estimators:60,"
+          "min_samples_leaf:20}}")
+
+
+def planted(n: int = 2000, seed: int = 0):
+    """W0 raises treatment and outcome; tau = 1 + 0.5 X0, so the ATE of the sample is known."""
+    rng = np.random.default_rng(seed)
+    W, X = rng.normal(size=(n, 3)), rng.normal(size=(n, 2))
+    T = (rng.random(n) < 1 / (1 + np.exp(-0.8 * W[:, 0]))).astype(int)
+    tau = 1.0 + 0.5 * X[:, 0]
+    Y = 2.0 * W[:, 0] + W[:, 1] + tau * T + rng.normal(size=n)
+    return Y, T, X, W, float(tau.mean())
+
+
+def test_a_nuisance_declared_by_an_override_is_seeded_and_adjusts_for_confounding():
+    ccfg = compose("smoke", [*FAST, FOREST, "causal.nuisance_y=forest", "causal.nuisance_t=forest"]).causal
+    Y, T, X, W, truth = planted()
+    naive = estimate("naive", Y, T, X, W, ccfg, seed=4, check_overlap=False)
+    assert naive.ci_low > truth + 0.5                        # the confounding the forests must remove
+    est = estimate("linear_dml", Y, T, X, W, ccfg, seed=4, check_overlap=False)
+    assert est.ci_low < truth < est.ci_high, (est.ate, est.ci_low, est.ci_high, truth)
+    forest_y, forest_t = est.model.models_y[0][0], est.model.models_t[0][0]
+    assert isinstance(forest_y, RandomForestRegressor) and isinstance(forest_t, RandomForestClassifier)
+    assert (forest_y.random_state, forest_y.n_jobs, forest_y.n_estimators) == (4, 1, 60)   # seed and n_jobs injected
+
+
+@pytest.mark.filterwarnings("ignore:The number of features in the final model:UserWarning")   # SparseLinearDML on 2 X
+def test_an_econml_estimator_declared_in_a_file_or_an_override_recovers_the_planted_ate(tmp_path):
+    conf = tmp_path / "conf"
+    (conf / "causal" / "estimators").mkdir(parents=True)
+    (conf / "causal" / "estimators" / "sparse_dml.yaml").write_text(
+        "model: {_target_: econml.dml.SparseLinearDML, discrete_treatment: true, cv: '${causal.cv}'}\n"
+        "nuisances: {model_y: outcome, model_t: propensity}\n"
+        "interval: mean_pred\n")
+    dr = ("+causal.estimators.linear_dr={model:{_target_:econml.dr.LinearDRLearner,cv:2},"
+          "nuisances:{model_regression:outcome,model_propensity:propensity},interval:dr_pseudo}")
+    ccfg = compose("smoke", [*FAST, f"hydra.searchpath=[file://{conf}]", dr,
+                             "causal.semisynth.estimators=[naive,sparse_dml,linear_dr]"]).causal
+    assert ccfg.estimators.sparse_dml.model.cv == 2           # the interpolation resolved in the new entry
+    Y, T, X, W, truth = planted()
+    for name, cls in (("sparse_dml", "SparseLinearDML"), ("linear_dr", "LinearDRLearner")):
+        est = estimate(name, Y, T, X, W, ccfg, seed=0, check_overlap=False)
+        assert type(est.model).__name__ == cls
+        assert est.ci_low < truth < est.ci_high, (name, est.ate, est.ci_low, est.ci_high, truth)
+        assert np.corrcoef(est.cate, 1.0 + 0.5 * X[:, 0])[0, 1] > 0.8
+    again = estimate("linear_dr", Y, T, X, W, ccfg, seed=0, check_overlap=False)
+    assert again.ate == est.ate and est.model._cached_values is None   # same seed, same numbers; cache freed
+
+
+def _prepare(processed, dataset: str = "gen"):
+    seqs, attrs = generated_sequences(n_users=1500, n_items=150, n_attrs=10, seed=2)
+    folder = processed / "seq" / dataset
+    write_parquet(seqs, folder / "sequences.parquet")
+    write_parquet(attrs, folder / "item_attributes.parquet")
+    write_json(folder / "meta.json", {"n_users": len(seqs), "n_items": 150, "n_attrs": 10,
+                                      "n_interactions": int(seqs["items"].map(len).sum())})
+    return seqs, attrs
+
+
+def test_a_representation_declared_in_a_file_enters_the_semisynth_grid(tmp_path):
+    from lib.causal.experiments import semisynth_grid
+    from lib.causal.representations import build_W
+
+    conf = tmp_path / "conf"
+    (conf / "causal" / "representations").mkdir(parents=True)
+    (conf / "causal" / "representations" / "history_svd.yaml").write_text(
+        "source: histories\n"
+        "features: ${causal.representations.sparse_history.features}\n"
+        "transform: {_target_: sklearn.decomposition.TruncatedSVD, n_components: 8}\n")
+    seqs, attrs = _prepare(tmp_path / "processed")
+    cfg = compose("smoke", [*FAST, f"hydra.searchpath=[file://{conf}]", f"paths.processed={tmp_path / 'processed'}",
+                            f"paths.embeddings={tmp_path / 'none'}", "causal.semisynth.levels=[default]",
+                            "causal.semisynth.n_seeds=1", "causal.semisynth.representations=[none,history_svd]",
+                            "causal.semisynth.estimators=[naive,linear_dml]", "causal.overlap.max_seeds=1"])
+    df = semisynth_grid(cfg, "gen")
+    assert set(zip(df.representation, df.estimator)) == {("none", "naive"), ("none", "linear_dml"),
+                                                          ("history_svd", "linear_dml")}
+    row = df.set_index("representation").loc["history_svd"]
+    unadjusted = df[(df.representation == "none") & (df.estimator == "linear_dml")].iloc[0]
+    assert row.refused is None and np.isfinite([row.ci_low, row.ci_high, row.pehe]).all()
+    # 8 SVD components of the history carry part of the confounding: the estimate moves towards the truth
+    assert abs(row.ate - row.truth) < abs(unadjusted.ate - row.truth) - 0.05, (row.ate, unadjusted.ate, row.truth)
+
+    # W is the sparse history reduced by the declared SVD, fitted on W alone with the run's seed
+    hist = [list(h[:-2]) for h in seqs["items"]]
+    units = SimpleNamespace(name="gen", unit_id=seqs.user_id.to_numpy())
+    W = build_W(units, "history_svd", "gen", cfg, histories=hist, n_items=150, item_attributes=attrs)
+    sparse_W = build_W(units, "sparse_history", "gen", cfg, histories=hist, n_items=150, item_attributes=attrs)
+    np.testing.assert_array_equal(W, TruncatedSVD(8, random_state=cfg.seed).fit_transform(sparse_W))
+
+
+def test_unknown_names_and_bad_entries_list_what_is_declared():
+    with pytest.raises(ConfigError, match=r"holds 'linear_dlm'.*'linear_dml'.*\(the keys of causal.estimators\)"):
+        compose("smoke", ["causal.semisynth.estimators=[naive,linear_dlm]"])
+    with pytest.raises(ConfigError, match=r"holds 'seq_pretrianed'.*\(the keys of causal.representations\)"):
+        compose("smoke", ["causal.hillstrom.representations=[none,seq_pretrianed]"])
+    with pytest.raises(ConfigError, match=r"causal.nuisance_y='forest' is not a choice.*'lasso'.*'lgbm'"):
+        compose("smoke", ["causal.nuisance_y=forest"])
+    Y, T, X, W, _ = planted(400)
+    ccfg = compose("smoke", FAST).causal
+    with pytest.raises(InputError, match=r"names 'dml', which causal.estimators does not declare \(declared: "
+                                         r"causal_forest_dml, .*linear_dml.*\)\. Fix: .*'Adding an estimator'"):
+        estimate("dml", Y, T, X, W, ccfg, seed=0)
+    with pytest.raises(InputError, match=r"names 'forest', which causal.nuisances does not declare \(declared: gbm, "
+                                         r"lasso, lgbm, logistic, sparse_linear\)"):
+        estimate("linear_dml", Y, T, X, W, ccfg, seed=0, nuisance=("forest", "forest"))
+    typo = compose("smoke", [*FAST, "+causal.estimators.bad={model:{_target_:econml.dml.LinearDML},"
+                                    "nuisances:{model_y:outcome,model_t:propensity},intervall:mean_pred}"]).causal
+    with pytest.raises(InputError, match=r"causal.estimators.bad has unknown key\(s\) \['intervall'\]"):
+        estimate("bad", Y, T, X, W, typo, seed=0)
