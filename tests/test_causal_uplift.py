@@ -54,7 +54,7 @@ def test_vectorised_scores_equal_scikit_uplift_with_ties_and_resamples():
         assert got["auuc"][i] == pytest.approx(uplift_auc_score(y, s, t), abs=1e-12)
         assert got["uplift_at_k"][i] == pytest.approx(uplift_at_k(y, s, t, strategy="overall", k=0.3), abs=1e-12)
     idx = rng.integers(0, 300, (4, 300))                  # bootstrap rows: own y, t per row, duplicated units tie
-    boot = uplift.ranking_scores(y[idx], t[idx], S[3][idx])
+    boot = uplift.ranking_scores(y[idx], t[idx], S[3][idx], k=0.3)
     assert boot["qini"] == pytest.approx([qini_auc_score(y[i], S[3][i], t[i]) for i in idx], abs=1e-12)
     assert uplift.ranking_scores(Y, T, ORDERED[None, :], k=0.5)["qini"] == pytest.approx([1.0])
 
@@ -130,7 +130,7 @@ def test_metrics_summary_by_hand():
 
     rows = pd.DataFrame({"g": ["a", "a"], "seed": [0, 1], "ate": [1.2, 0.9], "ci_low": [1.1, 0.5],
                          "ci_high": [1.3, 1.2], "truth": [1.0, 1.0]})
-    s = metrics.summarise(rows, ["g"]).iloc[0]
+    s = metrics.summarise(rows, ["g"], min_seeds=1, alpha=0.05).iloc[0]
     assert s["bias"] == pytest.approx(0.05) and s["mean_abs_error"] == pytest.approx(0.15)
     assert s["coverage"] == pytest.approx(0.5) and s["rel_bias"] == pytest.approx(0.05)
     assert metrics.cate_corr(np.array([1, 2, 3.0]), np.array([2, 4, 6.0])) == pytest.approx(1.0)

@@ -7,7 +7,7 @@ Examples
 1.4142135623730951
 >>> covered(0.9, 1.1, 1.0), covered(1.2, 1.5, 1.0)
 (True, False)
->>> [round(v, 3) for v in binomial_ci(19, 20)]
+>>> [round(v, 3) for v in binomial_ci(19, 20, alpha=0.05)]
 [0.751, 0.999]
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ def covered(ci_low: float, ci_high: float, truth: float) -> bool:
     return bool(np.isfinite(ci_low) and np.isfinite(ci_high) and ci_low <= truth <= ci_high)
 
 
-def binomial_ci(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+def binomial_ci(successes: int, n: int, alpha: float) -> tuple[float, float]:
     """Clopper-Pearson (exact) interval of a binomial proportion; (nan, nan) when ``n == 0``."""
     from scipy.stats import beta
 
@@ -56,7 +56,7 @@ def cate_corr(cate: np.ndarray, tau: np.ndarray) -> float:
     return float(np.corrcoef(cate, tau)[0, 1])
 
 
-def summarise(rows: pd.DataFrame, by: list[str], min_seeds: int = 1, alpha: float = 0.05) -> pd.DataFrame:
+def summarise(rows: pd.DataFrame, by: list[str], min_seeds: int, alpha: float) -> pd.DataFrame:
     """Aggregate per-seed rows (``ate, ci_low, ci_high, truth``, optional ``pehe``, ``cate_corr``) over seeds.
 
     Returns one row per group with ``n_seeds``; mean ``bias`` with its Monte-Carlo standard
@@ -70,7 +70,7 @@ def summarise(rows: pd.DataFrame, by: list[str], min_seeds: int = 1, alpha: floa
     --------
     >>> rows = pd.DataFrame({"cell": "a", "seed": [0, 1], "ate": [1.0, 1.2], "ci_low": [0.9, 1.15],
     ...                      "ci_high": [1.1, 1.25], "truth": 1.0})
-    >>> out = summarise(rows, ["cell"], min_seeds=2)
+    >>> out = summarise(rows, ["cell"], min_seeds=2, alpha=0.05)
     >>> out[["n_seeds", "bias", "coverage", "headline"]].round(3).values.tolist()
     [[2, 0.1, 0.5, True]]
     """

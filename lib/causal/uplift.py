@@ -99,7 +99,7 @@ def _normalisers(y: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
     return n * q_end / 2, q_perfect, n * u_end / 2, u_perfect
 
 
-def ranking_scores(y: np.ndarray, t: np.ndarray, S: np.ndarray, k: float = 0.3,
+def ranking_scores(y: np.ndarray, t: np.ndarray, S: np.ndarray, k: float,
                    with_curves: bool = False) -> dict[str, np.ndarray]:
     """Qini, AUUC and uplift@k (``overall`` strategy) of every row of ``S``, vectorised.
 
@@ -185,7 +185,7 @@ def permutation_null(y: np.ndarray, t: np.ndarray, n_null: int, seed: int, k: fl
 
 
 def paired_bootstrap(y: np.ndarray, t: np.ndarray, scorings: dict[str, np.ndarray], n_boot: int, seed: int,
-                     k: float = 0.3) -> dict[str, dict[str, np.ndarray]]:
+                     k: float) -> dict[str, dict[str, np.ndarray]]:
     """Qini / AUUC / uplift@k of each scoring and of a random scoring on the same ``n_boot`` resamples.
 
     Units are resampled with replacement; resample ``b`` scores every model and one fresh
