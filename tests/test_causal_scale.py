@@ -54,3 +54,17 @@ def test_estimate_uses_ray_when_configured(ray_cluster):
     b = estimate("linear_dml", Y, T, X, W, on, seed=0, check_overlap=False)
     assert b.model.use_ray and not a.model.use_ray
     assert b.ate == pytest.approx(a.ate, abs=1e-9) and a.ci_low < 2.0 < a.ci_high
+
+
+def test_scale_benchmark_embeds_the_declared_data_set(tmp_path):
+    """The benchmark reads the histories named by conf/data/datasets/<name>.yaml (one vector per user)."""
+    from lib.bench.causal_scale import embed_users
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "amazon_beauty_s3rec" / "Beauty.txt"
+    path.parent.mkdir()
+    path.write_text("".join(f"{u} " + " ".join(map(str, rng.integers(1, 40, 6))) + "\n" for u in range(1, 61)))
+    cfg = compose("smoke", [f"paths.data_root={tmp_path}"])
+    emb = embed_users(cfg, "beauty", [4, 8], seed=0)
+    assert emb[4].shape == (60, 4) and emb[8].shape == (60, 8)
+    assert np.allclose(emb[8].mean(0), 0) and np.allclose(emb[8].std(0), 1)   # standardised columns

@@ -36,6 +36,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from lib.bench.knobs import knobs
+from lib import config
 from lib.config import REPO_ROOT, compose
 
 
@@ -47,7 +48,7 @@ def embed_users(cfg: DictConfig, dataset: str, dims: list[int], seed: int) -> di
 
     from lib.data.sequences import history, read_sequences
 
-    seqs = read_sequences(Path(cfg.paths.data_root) / cfg.data.files[f"{dataset}_sequences"],
+    seqs = read_sequences(Path(cfg.paths.data_root) / config.dataset(cfg, dataset, "dataset").files.sequences,
                           min_length=cfg.data.sequences.min_length)
     bags = TfidfVectorizer(analyzer=lambda items: [str(i) for i in items]).fit_transform(history(seqs))
     out = {}
