@@ -48,12 +48,10 @@ def test_a_nuisance_declared_by_an_override_is_seeded_and_adjusts_for_confoundin
 
 @pytest.mark.filterwarnings("ignore:The number of features in the final model:UserWarning")   # SparseLinearDML on 2 X
 def test_an_econml_estimator_declared_in_a_file_or_an_override_recovers_the_planted_ate(tmp_path):
-    conf = tmp_path / "conf"
-    (conf / "causal" / "estimators").mkdir(parents=True)
-    (conf / "causal" / "estimators" / "sparse_dml.yaml").write_text(
-        "model: {_target_: econml.dml.SparseLinearDML, discrete_treatment: true, cv: '${causal.cv}'}\n"
-        "nuisances: {model_y: outcome, model_t: propensity}\n"
-        "interval: mean_pred\n")
+    conf = entry_file(tmp_path, "estimators", "sparse_dml",
+                      "model: {_target_: econml.dml.SparseLinearDML, discrete_treatment: true, cv: '${causal.cv}'}\n"
+                      "nuisances: {model_y: outcome, model_t: propensity}\n"
+                      "interval: mean_pred\n")
     dr = ("+causal.estimators.linear_dr={model:{_target_:econml.dr.LinearDRLearner,cv:2},"
           "nuisances:{model_regression:outcome,model_propensity:propensity},interval:dr_pseudo}")
     ccfg = compose("smoke", [*FAST, f"hydra.searchpath=[file://{conf}]", dr,
@@ -67,6 +65,14 @@ def test_an_econml_estimator_declared_in_a_file_or_an_override_recovers_the_plan
         assert np.corrcoef(est.cate, 1.0 + 0.5 * X[:, 0])[0, 1] > 0.8
     again = estimate("linear_dr", Y, T, X, W, ccfg, seed=0, check_overlap=False)
     assert again.ate == est.ate and est.model._cached_values is None   # same seed, same numbers; cache freed
+
+
+def entry_file(tmp_path, registry: str, name: str, text: str):
+    """Write ``<tmp>/conf/causal/<registry>/<name>.yaml`` (a config folder for hydra.searchpath); return the folder."""
+    conf = tmp_path / "conf"
+    (conf / "causal" / registry).mkdir(parents=True)
+    (conf / "causal" / registry / f"{name}.yaml").write_text(text)
+    return conf
 
 
 def _prepare(processed, dataset: str = "gen"):
@@ -83,12 +89,10 @@ def test_a_representation_declared_in_a_file_enters_the_semisynth_grid(tmp_path)
     from lib.causal.experiments import semisynth_grid
     from lib.causal.representations import build_W
 
-    conf = tmp_path / "conf"
-    (conf / "causal" / "representations").mkdir(parents=True)
-    (conf / "causal" / "representations" / "history_svd.yaml").write_text(
-        "source: histories\n"
-        "features: ${causal.representations.sparse_history.features}\n"
-        "transform: {_target_: sklearn.decomposition.TruncatedSVD, n_components: 8}\n")
+    conf = entry_file(tmp_path, "representations", "history_svd",
+                      "source: histories\n"
+                      "features: ${causal.representations.sparse_history.features}\n"
+                      "transform: {_target_: sklearn.decomposition.TruncatedSVD, n_components: 8}\n")
     seqs, attrs = _prepare(tmp_path / "processed")
     cfg = compose("smoke", [*FAST, f"hydra.searchpath=[file://{conf}]", f"paths.processed={tmp_path / 'processed'}",
                             f"paths.embeddings={tmp_path / 'none'}", "causal.semisynth.levels=[default]",
