@@ -56,7 +56,7 @@ sha256:
 
 
 @pytest.mark.slow
-def test_a_third_dataset_goes_through_notebooks_01_and_02_with_config_alone(tmp_path):
+def test_a_third_dataset_goes_through_notebooks_01_to_03_with_config_alone(tmp_path):
     raw, conf, results = tmp_path / "raw", tmp_path / "conf", tmp_path / "results"
     declare(conf, write_dataset(raw))
     (raw / "hillstrom").mkdir()
@@ -93,6 +93,16 @@ def test_a_third_dataset_goes_through_notebooks_01_and_02_with_config_alone(tmp_
     for variant in cfg.model.embed.seq_variants:
         emb = load_for(out / "embeddings" / f"gen__{variant}", seqs.user_id.to_numpy())
         assert emb.shape[0] == N_USERS and np.isfinite(emb).all(), variant
+
+    # notebook 03 on the new population only: the semi-synthetic grid, the Hillstrom benchmark switched off
+    grid = ["causal.semisynth.datasets=[gen]", "causal.hillstrom.enabled=false", "causal.semisynth.levels=[default]",
+            "causal.semisynth.n_seeds=2", "causal.semisynth.representations=[none,oracle,bag_svd,seq_pretrained]",
+            "causal.semisynth.estimators=[naive,ols]"]
+    run_notebook("03_estimate_effects", "smoke", [*recipe, *small, *grid])
+    metrics = read_json(results / "03_estimate_effects" / "metrics.json")
+    assert not any(".beauty." in k or "semisynth_beauty" in k or "rct_gap" in k for k in metrics)
+    naive, oracle = (metrics[f"ate.semisynth_gen.{r}.abs_bias"] for r in ("none.naive", "oracle.ols"))
+    assert oracle < naive and metrics["ate.semisynth_gen.seq_pretrained.ols.n_seeds"] == 2
 
 
 def test_an_undeclared_or_misplaced_dataset_names_the_file_to_add(tmp_path):
