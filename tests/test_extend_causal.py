@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.decomposition import TruncatedSVD
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
@@ -95,6 +96,7 @@ def test_a_representation_declared_in_a_file_enters_the_semisynth_grid(tmp_path)
                       "transform: {_target_: sklearn.decomposition.TruncatedSVD, n_components: 8}\n")
     seqs, attrs = _prepare(tmp_path / "processed")
     cfg = compose("smoke", [*FAST, f"hydra.searchpath=[file://{conf}]", f"paths.processed={tmp_path / 'processed'}",
+                            f"paths.results={tmp_path / 'results'}",
                             f"paths.embeddings={tmp_path / 'none'}", "causal.semisynth.levels=[default]",
                             "causal.semisynth.n_seeds=1", "causal.semisynth.representations=[none,history_svd]",
                             "causal.semisynth.estimators=[naive,linear_dml]", "causal.overlap.max_seeds=1"])
@@ -134,3 +136,32 @@ def test_unknown_names_and_bad_entries_list_what_is_declared():
                                     "nuisances:{model_y:outcome,model_t:propensity},intervall:mean_pred}"]).causal
     with pytest.raises(InputError, match=r"causal.estimators.bad has unknown key\(s\) \['intervall'\]"):
         estimate("bad", Y, T, X, W, typo, seed=0)
+
+
+def test_semisynth_grid_resumes_from_finished_blocks(tmp_path, monkeypatch):
+    """A second run of the same inputs reads every (setting, seed) block back and fits nothing; new inputs refit."""
+    import lib.causal.cells as cells
+    import lib.causal.experiments as experiments
+
+    _prepare(tmp_path / "processed")
+    monkeypatch.setattr(cells, "code_version", lambda: "tree.test")   # a clean, committed tree
+    base = [*FAST, f"paths.processed={tmp_path / 'processed'}", f"paths.results={tmp_path / 'results'}",
+            f"paths.embeddings={tmp_path / 'none'}", "causal.semisynth.levels=[default]",
+            "causal.semisynth.n_seeds=2", "causal.semisynth.representations=[none,sparse_history]",
+            "causal.semisynth.estimators=[naive,linear_dml]", "causal.overlap.max_seeds=1"]
+    first = experiments.semisynth_grid(compose("smoke", base), "gen")
+    blocks = sorted((tmp_path / "results" / "03_estimate_effects.cells" / "semisynth" / "gen" / "default").iterdir())
+    assert [p.name.split(".")[0] for p in blocks] == ["seed0", "seed1"]
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a finished block was fitted again")
+
+    monkeypatch.setattr(experiments, "estimate", no_fit)
+    again = experiments.semisynth_grid(compose("smoke", base), "gen")
+    pd.testing.assert_frame_equal(first, again)
+    pd.testing.assert_frame_equal(first.attrs["overlap"], again.attrs["overlap"])
+    with pytest.raises(AssertionError, match="fitted again"):   # another alpha is another input
+        experiments.semisynth_grid(compose("smoke", [*base, "causal.alpha=0.1"]), "gen")
+    monkeypatch.setattr(cells, "code_version", lambda: "tree.test+dirty.abc")   # uncommitted code: never cached
+    with pytest.raises(AssertionError, match="fitted again"):
+        experiments.semisynth_grid(compose("smoke", base), "gen")

@@ -27,6 +27,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from lib.causal import diagnostics, metrics
+from lib.causal.cells import store_for
 from lib.causal.estimators import estimate, needs_dense_W, uses_W
 from lib.causal.representations import (RepresentationUnavailable, build_W, finish_W, nuisance_kinds, on_histories,
                                         source)
@@ -109,12 +110,22 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
     skip_refute = set(ccfg.refuters.skip or [])
     no_refuters = OmegaConf.merge(ccfg, {"refuters": {"enabled": False}})
     crossfit = [r for r in grid.representations if source(ccfg, r) == "crossfit"]
+    store, shared = store_for(cfg)
     for level in grid.levels:
         is_default = level == sim_cfg.level
         n_seeds = int(grid.n_seeds if is_default or grid.n_seeds_other_levels is None else grid.n_seeds_other_levels)
         estimators = list(grid.estimators if is_default or grid.other_levels_estimators is None
                           else grid.other_levels_estimators)
         for k, seed in enumerate(range(cfg.seed, cfg.seed + n_seeds)):
+            block_name = f"semisynth/{dataset}/{level}/seed{seed}"
+            key = store.key({**shared, "dataset": dataset, "level": level, "seed": seed, "k": k}) if store else ""
+            block = store.get(block_name, key) if store else None
+            if block is not None:   # finished by an earlier, interrupted run of the same inputs
+                rows += block["rows"]
+                scatter += block["scatter"]
+                hists += block["hists"]
+                continue
+            first = len(rows), len(scatter), len(hists)
             data = simulate(seqs, attrs, sim_cfg, seed, level, features=feats)
             if Ws is None:   # the units (and so every representation built without T or Y) are the same throughout
                 names = [on_histories(ccfg, r) for r in grid.representations if r not in crossfit]
@@ -160,6 +171,9 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
                         idx = np.random.default_rng(seed).choice(len(data.Y), min(300, len(data.Y)), replace=False)
                         scatter.append(pd.DataFrame({"representation": rep, "estimator": name,
                                                      "tau": data.tau[idx], "cate": est.cate[idx]}))
+            if store:
+                store.put(block_name, key, {"rows": rows[first[0]:], "scatter": scatter[first[1]:],
+                                            "hists": hists[first[2]:]})
     df = pd.DataFrame(rows)
     df.attrs["cate_scatter"] = pd.concat(scatter, ignore_index=True) if scatter else pd.DataFrame()
     df.attrs["overlap"] = pd.concat(hists, ignore_index=True) if hists else pd.DataFrame()

@@ -1,0 +1,81 @@
+"""Finished blocks of notebook 03's loops, kept on disk so that a killed run resumes.
+
+A block is everything one (benchmark, setting, seed) produces: its rows and the frames behind
+figures. It is stored under ``paths.results/03_estimate_effects.cells/`` with a key of every
+input that can change it: the code version, ``cfg.causal`` and ``cfg.simulate``, the block's
+coordinates and the manifests of notebooks 01 and 02 (so a retrained encoder or re-prepared
+table invalidates it). Uncommitted code has no reliable version, so it is never cached.
+Writes are atomic (temporary file, then rename): a block is there whole or not at all.
+
+Examples
+--------
+>>> import tempfile, pandas as pd
+>>> from pathlib import Path
+>>> store = CellStore(Path(tempfile.mkdtemp()), "tree.abc")
+>>> key = store.key({"seed": 0})
+>>> store.get("beauty/default/seed0", key) is None
+True
+>>> store.put("beauty/default/seed0", key, {"rows": pd.DataFrame({"ate": [1.0]})})
+>>> float(store.get("beauty/default/seed0", key)["rows"]["ate"][0])
+1.0
+>>> store.get("beauty/default/seed0", store.key({"seed": 1})) is None
+True
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lib.provenance import code_version
+
+
+class CellStore:
+    """Blocks by name; a block read back only when its key (inputs) matches."""
+
+    def __init__(self, root: Path, version: str) -> None:
+        self.root, self.version = Path(root), version
+
+    def key(self, inputs: dict[str, Any]) -> str:
+        payload = json.dumps({"code": self.version, **inputs}, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+    def _path(self, name: str, key: str) -> Path:
+        return self.root / f"{name}.{key}.pkl"
+
+    def get(self, name: str, key: str) -> dict[str, Any] | None:
+        path = self._path(name, key)
+        if not path.is_file():
+            return None
+        with path.open("rb") as fh:
+            return pickle.load(fh)
+
+    def put(self, name: str, key: str, block: dict[str, Any]) -> None:
+        path = self._path(name, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        with tmp.open("wb") as fh:
+            pickle.dump(block, fh)
+        os.replace(tmp, path)
+
+
+def store_for(cfg: DictConfig) -> tuple[CellStore | None, dict[str, Any]]:
+    """The store of this study (None for uncommitted code) and the inputs every block key shares."""
+    version = code_version()
+    if version == "unknown" or "+dirty" in version:
+        return None, {}
+    results = Path(cfg.paths.results)
+    upstream = {name: _digest(results / name / "manifest.json") for name in ("01_prepare_data", "02_train_models")}
+    shared = {"causal": OmegaConf.to_container(cfg.causal, resolve=True),
+              "simulate": OmegaConf.to_container(cfg.simulate, resolve=True), "seed0": int(cfg.seed),
+              "upstream": upstream}
+    return CellStore(results / "03_estimate_effects.cells", version), shared
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:20] if path.is_file() else "missing"
