@@ -165,3 +165,16 @@ def test_semisynth_grid_resumes_from_finished_blocks(tmp_path, monkeypatch):
     monkeypatch.setattr(cells, "code_version", lambda: "tree.test+dirty.abc")   # uncommitted code: never cached
     with pytest.raises(AssertionError, match="fitted again"):
         experiments.semisynth_grid(compose("smoke", base), "gen")
+
+
+def test_a_damaged_block_is_fitted_again_not_read(tmp_path, capsys):
+    from lib.causal.cells import CellStore
+
+    store = CellStore(tmp_path, "tree.test")
+    key = store.key({"seed": 0})
+    store.put("semisynth/gen/default/seed0", key, {"rows": [{"ate": 1.0}]})
+    path = next((tmp_path / "semisynth" / "gen" / "default").iterdir())
+    path.write_bytes(path.read_bytes()[:10])   # truncated
+    assert store.get("semisynth/gen/default/seed0", key) is None
+    assert f"unreadable block {path}" in capsys.readouterr().out
+

@@ -52,8 +52,13 @@ class CellStore:
         path = self._path(name, key)
         if not path.is_file():
             return None
-        with path.open("rb") as fh:
-            return pickle.load(fh)
+        try:
+            with path.open("rb") as fh:
+                return pickle.load(fh)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as err:
+            # a damaged block (a disk that filled up, a file from another code version) is fitted again
+            print(f"[causal] ignoring unreadable block {path} ({type(err).__name__}: {err}); fitting it again")
+            return None
 
     def put(self, name: str, key: str, block: dict[str, Any]) -> None:
         path = self._path(name, key)
