@@ -32,6 +32,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lib.io import sha256_file
 from lib.provenance import code_version
 
 
@@ -83,4 +84,4 @@ def store_for(cfg: DictConfig) -> tuple[CellStore | None, dict[str, Any]]:
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:20] if path.is_file() else "missing"
+    return sha256_file(path) if path.is_file() else "missing"
