@@ -171,3 +171,26 @@ def test_ate_intervals_are_calibrated_over_repetitions():
     for name, k in hits.items():
         lo, hi = binomial_ci(k, reps, alpha=0.01)
         assert lo <= 0.95 <= hi, (name, k, reps)
+
+
+def test_paper_sparse_lasso_path_holds_the_chosen_penalty():
+    """The paper preset cuts the sparse outcome model's LassoCV path short (causal.nuisances.sparse_linear,
+    eps 0.03, for speed); on a weak signal through a few items (held-out R^2 about 0.1, as on Beauty)
+    cross-validation must still choose a penalty strictly inside that path, not its smallest one."""
+    from _data_fixtures import generated_sequences
+    from lib.causal.history_features import sparse_history
+    from lib.causal.nuisance import make_nuisance
+
+    ccfg = compose("paper", ["causal.n_jobs=1"]).causal
+    seqs, _ = generated_sequences(4000, n_items=300)
+    W = sparse_history(list(seqs["items"]), 300, recent_k=2, min_count=3)
+    rng = np.random.default_rng(0)
+    y = W @ (3.0 * rng.normal(size=W.shape[1]) * (rng.random(W.shape[1]) < 0.02)) + rng.normal(size=W.shape[0])
+    model = make_nuisance("sparse_linear", "regression", 0, ccfg).fit(W[:3000], y[:3000])
+    lasso = model[-1]
+    assert lasso.eps == 0.03 and lasso.alphas_.min() < lasso.alpha_ < lasso.alphas_.max(), (lasso.alpha_, lasso.alphas_)
+    assert 0.03 < model.score(W[3000:], y[3000:]) < 0.4
+    # the same fit with the path cut at 30% of the largest penalty ends on its smallest one: the check can fail
+    short = make_nuisance("sparse_linear", "regression", 0, OmegaConf.merge(
+        ccfg, {"nuisances": {"sparse_linear": {"regression": {"model": {"eps": 0.3}}}}})).fit(W[:3000], y[:3000])
+    assert short[-1].alpha_ == short[-1].alphas_.min()

@@ -178,3 +178,32 @@ def test_a_damaged_block_is_fitted_again_not_read(tmp_path, capsys):
     assert store.get("semisynth/gen/default/seed0", key) is None
     assert f"unreadable block {path}" in capsys.readouterr().out
 
+
+
+def test_hillstrom_loop_resumes_from_finished_blocks(tmp_path, monkeypatch):
+    """Every finished (outcome, subsample seed) block of the Hillstrom loop is read back, not refitted."""
+    import lib.causal.cells as cells
+    import lib.causal.experiments as experiments
+    from _data_fixtures import raw_hillstrom
+    from lib.data.hillstrom import encode, stratified_split
+
+    df = encode(raw_hillstrom(3000, seed=2))
+    df["split"] = stratified_split(df, 0.3, 0)
+    write_parquet(df, tmp_path / "processed" / "hillstrom" / "hillstrom.parquet")
+    monkeypatch.setattr(cells, "code_version", lambda: "tree.test")
+    base = [*FAST, f"paths.processed={tmp_path / 'processed'}", f"paths.results={tmp_path / 'results'}",
+            f"paths.embeddings={tmp_path / 'none'}", "causal.hillstrom.n_seeds=2", "causal.overlap.max_seeds=1",
+            "causal.hillstrom.representations=[none,raw]", "causal.hillstrom.estimators=[naive,linear_dml]",
+            "simulate.hillstrom_obs.outcomes=[visit]"]
+    first = experiments.hillstrom_rct_gap(compose("smoke", base))
+    root = tmp_path / "results" / "03_estimate_effects.cells" / "hillstrom" / "visit"
+    assert sorted(p.name.split(".")[0] for p in root.iterdir()) == ["seed0", "seed1"]
+    assert set(first.seed) == {0, 1} and set(first.representation) == {"none", "raw"}
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a finished block was fitted again")
+
+    monkeypatch.setattr(experiments, "estimate", no_fit)
+    pd.testing.assert_frame_equal(first, experiments.hillstrom_rct_gap(compose("smoke", base)))
+    with pytest.raises(AssertionError, match="fitted again"):   # another subsample design is another input
+        experiments.hillstrom_rct_gap(compose("smoke", [*base, "simulate.hillstrom_obs.strength=0.5"]))

@@ -223,9 +223,17 @@ def hillstrom_rct_gap(cfg: DictConfig) -> pd.DataFrame:
     q = stats.norm.ppf(1 - float(ccfg.alpha) / 2)
     available = {rep: _embedded_ids(cfg, rep) for rep in hcfg.representations}
     test_ids = df.loc[df["split"] == "test", "customer_id"].to_numpy()
+    store, shared = store_for(cfg)
     rows = []
     for outcome in hcfg.outcomes:
         for seed in range(cfg.seed, cfg.seed + int(hcfg.n_seeds)):
+            block_name = f"hillstrom/{outcome}/seed{seed}"
+            key = store.key({**shared, "outcome": outcome, "seed": seed}) if store else ""
+            block = store.get(block_name, key) if store else None
+            if block is not None:   # finished by an earlier, interrupted run of the same inputs
+                rows += block["rows"]
+                continue
+            first = len(rows)
             data = confounded_subsample(df, cfg.simulate.hillstrom_obs, seed, outcome)
             keep = np.arange(len(data.Y))
             if hcfg.max_units and len(keep) > int(hcfg.max_units):
@@ -264,4 +272,6 @@ def hillstrom_rct_gap(cfg: DictConfig) -> pd.DataFrame:
                                          n_units=len(sub.Y), fit_seconds=est.fit_seconds,
                                          overlap_share=est.overlap_share[arm], poor_overlap=est.poor_overlap,
                                          **_refuter_columns(est, arm)))
+            if store:
+                store.put(block_name, key, {"rows": rows[first:]})
     return pd.DataFrame(rows)
