@@ -1,11 +1,12 @@
 """Finished blocks of notebook 03's loops, kept on disk so that a killed run resumes.
 
-A block is everything one (benchmark, setting, seed) produces: its rows and the frames behind
-figures. It is stored under ``paths.results/03_estimate_effects.cells/`` with a key of every
-input that can change it: the code version, ``cfg.causal`` and ``cfg.simulate``, the block's
-coordinates and the manifests of notebooks 01 and 02 (so a retrained encoder or re-prepared
-table invalidates it). Uncommitted code has no reliable version, so it is never cached.
-Writes are atomic (temporary file, then rename): a block is there whole or not at all.
+A block is everything one semi-synthetic (data set, setting, seed) or one Hillstrom (outcome,
+subsample seed) produces: its rows and the frames behind figures. It is stored under
+``paths.results/03_estimate_effects.cells/`` with a key of every input that can change it: the
+code version, ``cfg.causal`` and ``cfg.simulate``, the block's coordinates and the manifests of
+notebooks 01 and 02 (so a retrained encoder or re-prepared table invalidates it). Uncommitted
+code has no reliable version, so it is never cached. Writes are atomic (temporary file, then
+rename): a block is there whole or not at all.
 
 Examples
 --------
