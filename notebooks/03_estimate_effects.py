@@ -39,6 +39,7 @@ if ccfg.semisynth.enabled:
     # figure data travel in .attrs; take them out so the tables stay plain frames
     scatter = pd.concat([f.attrs.pop("cate_scatter") for f in frames], ignore_index=True)
     overlap = pd.concat([f.attrs.pop("overlap") for f in frames], ignore_index=True)
+    block_seconds = [f.attrs.pop("block_seconds") for f in frames]
     grid = pd.concat(frames, ignore_index=True)
     summary = metrics.summarise(grid, ["benchmark", "dataset", "level", "representation", "estimator"],
                                 min_seeds=n_min, alpha=float(ccfg.alpha))
@@ -103,6 +104,7 @@ if ccfg.semisynth.enabled:
 # %%
 if ccfg.hillstrom.enabled:
     gap = experiments.hillstrom_rct_gap(cfg)
+    block_seconds = [*(block_seconds if ccfg.semisynth.enabled else []), gap.attrs.pop("block_seconds")]
     keys = ["outcome", "arm", "arm_name", "representation", "estimator"]
     gap_summary = gap.groupby(keys, sort=False).agg(
         n_seeds=("seed", "nunique"), n_units=("n_units", "mean"), ate=("ate", "mean"), ate_sd=("ate", "std"),
@@ -144,3 +146,17 @@ if ccfg.hillstrom.enabled:
                    f"rct_gap.hillstrom.{o}.{r}.{e}.abs_error"): v
                   for (o, a, r, e), v in err.items() if a == experiments.ARM_NAMES[1]})
     record_metrics(run_dir, keyed)
+
+# %% [markdown]
+# ## Compute
+# Both grids resume from finished blocks (`results/<preset>/03_estimate_effects.cells/`), so this run's wall
+# time can be a fraction of the grid's: the seconds of every block, spent in this run or in earlier interrupted
+# runs of the same inputs, go into `metrics.json` and RESULTS.md.
+
+# %%
+if ccfg.semisynth.enabled or ccfg.hillstrom.enabled:
+    total = sum(b["run"] + b["read_back"] for b in block_seconds)
+    resumed = sum(b["read_back"] for b in block_seconds)
+    print(f"grid blocks: {total:.0f} s in all, {resumed:.0f} s of it spent by earlier runs and read back")
+    record_metrics(run_dir, {"walltime.03_estimate_effects_blocks_s": total,
+                             "walltime.03_estimate_effects_blocks_resumed_s": resumed})

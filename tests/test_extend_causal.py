@@ -159,6 +159,9 @@ def test_semisynth_grid_resumes_from_finished_blocks(tmp_path, monkeypatch):
     monkeypatch.setattr(experiments, "estimate", no_fit)
     again = experiments.semisynth_grid(compose("smoke", base), "gen")
     pd.testing.assert_frame_equal(first, again)
+    # the compute of the grid survives the resume: the blocks read back carry the seconds the first run spent
+    spent, resumed = first.attrs["block_seconds"], again.attrs["block_seconds"]
+    assert spent["run"] > 0 and spent["read_back"] == 0 and resumed["read_back"] == spent["run"]
     pd.testing.assert_frame_equal(first.attrs["overlap"], again.attrs["overlap"])
     with pytest.raises(AssertionError, match="fitted again"):   # another alpha is another input
         experiments.semisynth_grid(compose("smoke", [*base, "causal.alpha=0.1"]), "gen")
@@ -204,6 +207,8 @@ def test_hillstrom_loop_resumes_from_finished_blocks(tmp_path, monkeypatch):
         raise AssertionError("a finished block was fitted again")
 
     monkeypatch.setattr(experiments, "estimate", no_fit)
-    pd.testing.assert_frame_equal(first, experiments.hillstrom_rct_gap(compose("smoke", base)))
+    again = experiments.hillstrom_rct_gap(compose("smoke", base))
+    pd.testing.assert_frame_equal(first, again)
+    assert again.attrs["block_seconds"]["read_back"] == first.attrs["block_seconds"]["run"] > 0
     with pytest.raises(AssertionError, match="fitted again"):   # another subsample design is another input
         experiments.hillstrom_rct_gap(compose("smoke", [*base, "simulate.hillstrom_obs.strength=0.5"]))

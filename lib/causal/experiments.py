@@ -7,6 +7,11 @@
 
 The uplift and policy study of notebook 04 lives in :mod:`lib.causal.targeting`.
 
+Both loops resume from finished blocks (:mod:`lib.causal.cells`). Each block keeps the wall
+seconds it took, and ``df.attrs["block_seconds"]`` says how many of the loop's seconds this run
+spent (``run``) and how many earlier, interrupted runs had spent on the blocks read back
+(``read_back``), so the compute of a grid split over several runs is still known.
+
 Representations whose embedding file is missing are skipped with a printed note; an
 estimate refused by the overlap diagnostic is recorded (``refused``) with NaN numbers. The
 extra frames behind figures (CATE scatter, overlap histograms)
@@ -20,6 +25,7 @@ and ``causal.estimators``.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -111,6 +117,7 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
     no_refuters = OmegaConf.merge(ccfg, {"refuters": {"enabled": False}})
     crossfit = [r for r in grid.representations if source(ccfg, r) == "crossfit"]
     store, shared = store_for(cfg)
+    spent = {"run": 0.0, "read_back": 0.0}
     for level in grid.levels:
         is_default = level == sim_cfg.level
         n_seeds = int(grid.n_seeds if is_default or grid.n_seeds_other_levels is None else grid.n_seeds_other_levels)
@@ -124,8 +131,9 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
                 rows += block["rows"]
                 scatter += block["scatter"]
                 hists += block["hists"]
+                spent["read_back"] += block["seconds"]
                 continue
-            first = len(rows), len(scatter), len(hists)
+            first, start = (len(rows), len(scatter), len(hists)), time.perf_counter()
             data = simulate(seqs, attrs, sim_cfg, seed, level, features=feats)
             if Ws is None:   # the units (and so every representation built without T or Y) are the same throughout
                 names = [on_histories(ccfg, r) for r in grid.representations if r not in crossfit]
@@ -171,10 +179,13 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
                         idx = np.random.default_rng(seed).choice(len(data.Y), min(300, len(data.Y)), replace=False)
                         scatter.append(pd.DataFrame({"representation": rep, "estimator": name,
                                                      "tau": data.tau[idx], "cate": est.cate[idx]}))
+            seconds = time.perf_counter() - start
+            spent["run"] += seconds
             if store:
                 store.put(block_name, key, {"rows": rows[first[0]:], "scatter": scatter[first[1]:],
-                                            "hists": hists[first[2]:]})
+                                            "hists": hists[first[2]:], "seconds": seconds})
     df = pd.DataFrame(rows)
+    df.attrs["block_seconds"] = spent
     df.attrs["cate_scatter"] = pd.concat(scatter, ignore_index=True) if scatter else pd.DataFrame()
     df.attrs["overlap"] = pd.concat(hists, ignore_index=True) if hists else pd.DataFrame()
     return df
@@ -224,7 +235,7 @@ def hillstrom_rct_gap(cfg: DictConfig) -> pd.DataFrame:
     available = {rep: _embedded_ids(cfg, rep) for rep in hcfg.representations}
     test_ids = df.loc[df["split"] == "test", "customer_id"].to_numpy()
     store, shared = store_for(cfg)
-    rows = []
+    rows, spent = [], {"run": 0.0, "read_back": 0.0}
     for outcome in hcfg.outcomes:
         for seed in range(cfg.seed, cfg.seed + int(hcfg.n_seeds)):
             block_name = f"hillstrom/{outcome}/seed{seed}"
@@ -232,8 +243,9 @@ def hillstrom_rct_gap(cfg: DictConfig) -> pd.DataFrame:
             block = store.get(block_name, key) if store else None
             if block is not None:   # finished by an earlier, interrupted run of the same inputs
                 rows += block["rows"]
+                spent["read_back"] += block["seconds"]
                 continue
-            first = len(rows)
+            first, start = len(rows), time.perf_counter()
             data = confounded_subsample(df, cfg.simulate.hillstrom_obs, seed, outcome)
             keep = np.arange(len(data.Y))
             if hcfg.max_units and len(keep) > int(hcfg.max_units):
@@ -272,6 +284,10 @@ def hillstrom_rct_gap(cfg: DictConfig) -> pd.DataFrame:
                                          n_units=len(sub.Y), fit_seconds=est.fit_seconds,
                                          overlap_share=est.overlap_share[arm], poor_overlap=est.poor_overlap,
                                          **_refuter_columns(est, arm)))
+            seconds = time.perf_counter() - start
+            spent["run"] += seconds
             if store:
-                store.put(block_name, key, {"rows": rows[first:]})
-    return pd.DataFrame(rows)
+                store.put(block_name, key, {"rows": rows[first:], "seconds": seconds})
+    df = pd.DataFrame(rows)
+    df.attrs["block_seconds"] = spent
+    return df

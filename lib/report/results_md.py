@@ -73,6 +73,7 @@ def results_markdown(cfg: DictConfig, entries: Mapping[str, tuple[str, dict[str,
                      f"{_fmt(manifest.get('wall_time_s'), '%.1f')} |")
     if "walltime.study_s" in metrics:
         lines.append(f"| **total** | | | {_fmt(metrics['walltime.study_s'], '%.1f')} |")
+    lines += _resumed_lines(metrics)
     kept = sorted(name for name, manifest in manifests.items() if manifest.get("carried"))
     if kept:
         lines += ["", f"Carried from the previous render of `paper/{preset}/` (their runs are not in "
@@ -100,3 +101,22 @@ def results_markdown(cfg: DictConfig, entries: Mapping[str, tuple[str, dict[str,
             else:
                 lines.append(f"![{name}](figures/{name}.png)  ([PDF](figures/{name}.pdf))")
     return "\n".join(lines) + "\n"
+
+
+def _resumed_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """What the wall-time table leaves out: blocks of a resumable notebook finished by earlier runs.
+
+    >>> _resumed_lines({"walltime.03_x_blocks_s": 100.0, "walltime.03_x_blocks_resumed_s": 60.0})[1][:72]
+    'Notebook 03_x resumes from finished blocks: they took 100 s in all, 60 s'
+    """
+    lines = []
+    for key in sorted(metrics):
+        match = re.fullmatch(r"walltime\.(.+)_blocks_s", key)
+        if not match:
+            continue
+        name, total = match.group(1), float(metrics[key])
+        resumed = float(metrics.get(f"walltime.{name}_blocks_resumed_s", 0.0))
+        lines += ["", f"Notebook {name} resumes from finished blocks: they took {total:.0f} s in all, "
+                      f"{resumed:.0f} s of it in earlier, interrupted runs of the same code and inputs, which the "
+                      f"table above (this run's wall time) does not count."]
+    return lines
