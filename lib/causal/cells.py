@@ -21,6 +21,9 @@ True
 1.0
 >>> store.get("beauty/default/seed0", store.key({"seed": 1})) is None
 True
+
+:class:`Blocks` is what a loop uses: it reads a finished block back or computes, times and stores it,
+and sums the seconds of both kinds.
 """
 from __future__ import annotations
 
@@ -28,8 +31,9 @@ import hashlib
 import json
 import os
 import pickle
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -69,6 +73,33 @@ class CellStore:
         with tmp.open("wb") as fh:
             pickle.dump(block, fh)
         os.replace(tmp, path)
+
+
+class Blocks:
+    """The blocks of one loop over a study's store (:func:`store_for`).
+
+    ``seconds`` sums, over the blocks asked for, the seconds of those this run computed (``run``) and
+    of those it read back (``read_back``, as they were measured when computed).
+    """
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.store, self.shared = store_for(cfg)
+        self.seconds = {"run": 0.0, "read_back": 0.0}
+
+    def get(self, name: str, coords: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Block ``name`` at ``coords``: read back when finished with the same inputs, else ``compute()`` it."""
+        key = self.store.key({**self.shared, **coords}) if self.store else ""
+        block = self.store.get(name, key) if self.store else None
+        if block is not None:   # finished by an earlier, interrupted run of the same inputs
+            self.seconds["read_back"] += block["seconds"]
+            return block
+        start = time.perf_counter()
+        block = {**compute(), "seconds": 0.0}
+        block["seconds"] = time.perf_counter() - start
+        self.seconds["run"] += block["seconds"]
+        if self.store:
+            self.store.put(name, key, block)
+        return block
 
 
 def store_for(cfg: DictConfig) -> tuple[CellStore | None, dict[str, Any]]:

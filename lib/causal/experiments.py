@@ -25,7 +25,6 @@ and ``causal.estimators``.
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from lib.causal import diagnostics, metrics
-from lib.causal.cells import store_for
+from lib.causal.cells import Blocks
 from lib.causal.estimators import estimate, needs_dense_W, uses_W
 from lib.causal.representations import (RepresentationUnavailable, build_W, finish_W, nuisance_kinds, on_histories,
                                         source)
@@ -110,82 +109,79 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
     hist = [list(h) for h in history(seqs)]
     sim_cfg = OmegaConf.merge(cfg.simulate.semisynth, {"dataset": dataset})
     feats = history_features(history(seqs), attrs, sim_cfg)
-    rows, scatter, hists, Ws = [], [], [], None
     caps = {str(k): int(v) for k, v in (grid.seed_caps or {}).items()}
     refute_seeds, overlap_seeds = ccfg.refuters.max_seeds, ccfg.overlap.max_seeds
     skip_refute = set(ccfg.refuters.skip or [])
     no_refuters = OmegaConf.merge(ccfg, {"refuters": {"enabled": False}})
     crossfit = [r for r in grid.representations if source(ccfg, r) == "crossfit"]
-    store, shared = store_for(cfg)
-    spent = {"run": 0.0, "read_back": 0.0}
+    blocks, Ws = Blocks(cfg), {}
+
+    def fit_block(level: str, k: int, seed: int, estimators: list[str], n_seeds: int) -> dict[str, list]:
+        """Every representation x estimator of one (setting, seed): rows, and the figure frames of the first seed."""
+        is_default = level == sim_cfg.level
+        rows, scatter, hists = [], [], []
+        data = simulate(seqs, attrs, sim_cfg, seed, level, features=feats)
+        if not Ws:   # the units (and so every representation built without T or Y) are the same throughout
+            names = [on_histories(ccfg, r) for r in grid.representations if r not in crossfit]
+            Ws.update(_W_cache(data, list(dict.fromkeys(names)), dataset, cfg, histories=hist,
+                               n_items=int(meta["n_items"]), item_attributes=attrs))
+        reps = dict(Ws)
+        for rep in crossfit:
+            try:
+                reps[rep] = _finetuned_W(cfg, dataset, hist, attrs, meta, data, seed, rep)
+            except RepresentationUnavailable as err:
+                print(f"[causal] skipping representation {rep!r}: {err}")
+        X = data.X.to_numpy(np.float64)
+        for rep, W in reps.items():
+            kinds = nuisance_kinds(ccfg, rep)
+            ov, refused = None, None
+            if overlap_seeds is None or k < int(overlap_seeds):
+                ov, refused = _overlap_or_refusal(data.T, X, W, seed, cfg, data.name, kinds)
+                if ov is not None and seed == cfg.seed and is_default:
+                    hists.append(ov.histogram().assign(representation=rep))
+            X_final = X
+            if level in (grid.cate_from_representation or []) and W is not None and _is_dense(W) \
+                    and W.shape[1] <= int(ccfg.pca_dim or W.shape[1]):
+                X_final = np.hstack([X, W])
+            for name in estimators:
+                if (not uses_W(ccfg, name) and W is not None) or k >= caps.get(name, n_seeds):
+                    continue
+                if needs_dense_W(ccfg, name) and not _is_dense(W):
+                    continue
+                base = dict(benchmark=data.name, dataset=dataset, level=level, seed=seed, representation=rep,
+                            estimator=name, truth=data.ate_true, naive_bias=data.meta["naive_bias"])
+                if refused:
+                    rows.append(dict(base, ate=np.nan, ci_low=np.nan, ci_high=np.nan, se=np.nan, refused=refused))
+                    continue
+                use_cfg = ccfg if (refute_seeds is None or k < int(refute_seeds)) and name not in skip_refute \
+                    else no_refuters
+                est = estimate(name, data.Y, data.T, X_final if name != "ols" else X, W, use_cfg, seed,
+                               overlap=ov, source=data.name, nuisance=kinds, check_overlap=False)
+                rows.append(dict(base, ate=est.ate, ci_low=est.ci_low, ci_high=est.ci_high, se=est.se,
+                                 pehe=metrics.pehe(est.cate, data.tau), cate_corr=metrics.cate_corr(est.cate, data.tau),
+                                 fit_seconds=est.fit_seconds, overlap_share=est.overlap_share[1],
+                                 poor_overlap=est.poor_overlap, refused=None, **_refuter_columns(est, 1)))
+                if seed == cfg.seed and is_default:
+                    idx = np.random.default_rng(seed).choice(len(data.Y), min(300, len(data.Y)), replace=False)
+                    scatter.append(pd.DataFrame({"representation": rep, "estimator": name,
+                                                 "tau": data.tau[idx], "cate": est.cate[idx]}))
+        return {"rows": rows, "scatter": scatter, "hists": hists}
+
+    rows, scatter, hists = [], [], []
     for level in grid.levels:
         is_default = level == sim_cfg.level
         n_seeds = int(grid.n_seeds if is_default or grid.n_seeds_other_levels is None else grid.n_seeds_other_levels)
         estimators = list(grid.estimators if is_default or grid.other_levels_estimators is None
                           else grid.other_levels_estimators)
         for k, seed in enumerate(range(cfg.seed, cfg.seed + n_seeds)):
-            block_name = f"semisynth/{dataset}/{level}/seed{seed}"
-            key = store.key({**shared, "dataset": dataset, "level": level, "seed": seed, "k": k}) if store else ""
-            block = store.get(block_name, key) if store else None
-            if block is not None:   # finished by an earlier, interrupted run of the same inputs
-                rows += block["rows"]
-                scatter += block["scatter"]
-                hists += block["hists"]
-                spent["read_back"] += block["seconds"]
-                continue
-            first, start = (len(rows), len(scatter), len(hists)), time.perf_counter()
-            data = simulate(seqs, attrs, sim_cfg, seed, level, features=feats)
-            if Ws is None:   # the units (and so every representation built without T or Y) are the same throughout
-                names = [on_histories(ccfg, r) for r in grid.representations if r not in crossfit]
-                Ws = _W_cache(data, list(dict.fromkeys(names)), dataset, cfg, histories=hist,
-                              n_items=int(meta["n_items"]), item_attributes=attrs)
-            reps = dict(Ws)
-            for rep in crossfit:
-                try:
-                    reps[rep] = _finetuned_W(cfg, dataset, hist, attrs, meta, data, seed, rep)
-                except RepresentationUnavailable as err:
-                    print(f"[causal] skipping representation {rep!r}: {err}")
-            X = data.X.to_numpy(np.float64)
-            for rep, W in reps.items():
-                kinds = nuisance_kinds(ccfg, rep)
-                ov, refused = None, None
-                if overlap_seeds is None or k < int(overlap_seeds):
-                    ov, refused = _overlap_or_refusal(data.T, X, W, seed, cfg, data.name, kinds)
-                    if ov is not None and seed == cfg.seed and is_default:
-                        hists.append(ov.histogram().assign(representation=rep))
-                X_final = X
-                if level in (grid.cate_from_representation or []) and W is not None and _is_dense(W) \
-                        and W.shape[1] <= int(ccfg.pca_dim or W.shape[1]):
-                    X_final = np.hstack([X, W])
-                for name in estimators:
-                    if (not uses_W(ccfg, name) and W is not None) or k >= caps.get(name, n_seeds):
-                        continue
-                    if needs_dense_W(ccfg, name) and not _is_dense(W):
-                        continue
-                    base = dict(benchmark=data.name, dataset=dataset, level=level, seed=seed, representation=rep,
-                                estimator=name, truth=data.ate_true, naive_bias=data.meta["naive_bias"])
-                    if refused:
-                        rows.append(dict(base, ate=np.nan, ci_low=np.nan, ci_high=np.nan, se=np.nan, refused=refused))
-                        continue
-                    use_cfg = ccfg if (refute_seeds is None or k < int(refute_seeds)) and name not in skip_refute \
-                        else no_refuters
-                    est = estimate(name, data.Y, data.T, X_final if name != "ols" else X, W, use_cfg, seed,
-                                   overlap=ov, source=data.name, nuisance=kinds, check_overlap=False)
-                    rows.append(dict(base, ate=est.ate, ci_low=est.ci_low, ci_high=est.ci_high, se=est.se,
-                                     pehe=metrics.pehe(est.cate, data.tau), cate_corr=metrics.cate_corr(est.cate, data.tau),
-                                     fit_seconds=est.fit_seconds, overlap_share=est.overlap_share[1],
-                                     poor_overlap=est.poor_overlap, refused=None, **_refuter_columns(est, 1)))
-                    if seed == cfg.seed and is_default:
-                        idx = np.random.default_rng(seed).choice(len(data.Y), min(300, len(data.Y)), replace=False)
-                        scatter.append(pd.DataFrame({"representation": rep, "estimator": name,
-                                                     "tau": data.tau[idx], "cate": est.cate[idx]}))
-            seconds = time.perf_counter() - start
-            spent["run"] += seconds
-            if store:
-                store.put(block_name, key, {"rows": rows[first[0]:], "scatter": scatter[first[1]:],
-                                            "hists": hists[first[2]:], "seconds": seconds})
+            block = blocks.get(f"semisynth/{dataset}/{level}/seed{seed}",
+                               {"dataset": dataset, "level": level, "seed": seed, "k": k},
+                               lambda: fit_block(level, k, seed, estimators, n_seeds))
+            rows += block["rows"]
+            scatter += block["scatter"]
+            hists += block["hists"]
     df = pd.DataFrame(rows)
-    df.attrs["block_seconds"] = spent
+    df.attrs["block_seconds"] = blocks.seconds
     df.attrs["cate_scatter"] = pd.concat(scatter, ignore_index=True) if scatter else pd.DataFrame()
     df.attrs["overlap"] = pd.concat(hists, ignore_index=True) if hists else pd.DataFrame()
     return df
@@ -234,60 +230,56 @@ def hillstrom_rct_gap(cfg: DictConfig) -> pd.DataFrame:
     q = stats.norm.ppf(1 - float(ccfg.alpha) / 2)
     available = {rep: _embedded_ids(cfg, rep) for rep in hcfg.representations}
     test_ids = df.loc[df["split"] == "test", "customer_id"].to_numpy()
-    store, shared = store_for(cfg)
-    rows, spent = [], {"run": 0.0, "read_back": 0.0}
+    blocks = Blocks(cfg)
+
+    def fit_block(outcome: str, seed: int) -> dict[str, list]:
+        """Every representation x estimator x arm of one (outcome, subsample seed)."""
+        rows = []
+        data = confounded_subsample(df, cfg.simulate.hillstrom_obs, seed, outcome)
+        keep = np.arange(len(data.Y))
+        if hcfg.max_units and len(keep) > int(hcfg.max_units):
+            keep = np.sort(np.random.default_rng(seed).choice(len(keep), int(hcfg.max_units), replace=False))
+        for rep in hcfg.representations:
+            diagnose = ccfg.overlap.max_seeds is None or seed - cfg.seed < int(ccfg.overlap.max_seeds)
+            ids_ok = available[rep]
+            units = keep if ids_ok is None else keep[np.isin(data.unit_id[keep], ids_ok)]
+            if rep in hcfg.trained_on_train_split:   # fine-tuned on train-split outcomes: adjust test units only
+                units = units[np.isin(data.unit_id[units], test_ids)]
+            sub = type(data)(**{**data.__dict__, "unit_id": data.unit_id[units], "T": data.T[units],
+                                "Y": data.Y[units], "X": data.X.iloc[units], "W_true": data.W_true.iloc[units],
+                                "propensity": data.propensity[units]})
+            Ws = _W_cache(sub, [rep], "hillstrom", cfg, raw=design.loc[sub.unit_id].to_numpy())
+            if rep not in Ws:
+                continue
+            W, X, source = Ws[rep], sub.X.to_numpy(np.float64), f"hillstrom_obs[{outcome}, seed {seed}, {rep}]"
+            kinds = nuisance_kinds(ccfg, rep)
+            ov, refused = _overlap_or_refusal(sub.T, X, W, seed, cfg, source, kinds) if diagnose else (None, None)
+            for name in hcfg.estimators:
+                if (not uses_W(ccfg, name) and W is not None) or refused:
+                    continue
+                est = estimate(name, sub.Y, sub.T, X, W, ccfg, seed, overlap=ov, source=source, nuisance=kinds,
+                               check_overlap=False)
+                for arm, r in est.arms.items():
+                    if arm not in hcfg.arms:
+                        continue
+                    ref = data.meta["rct_reference"][arm]
+                    z = (r["ate"] - ref["ate"]) / np.sqrt(r["se"] ** 2 + ref["se"] ** 2)
+                    rows.append(dict(outcome=outcome, seed=seed, arm=arm, arm_name=ARM_NAMES[arm], representation=rep,
+                                     estimator=name, ate=r["ate"], ci_low=r["ci_low"], ci_high=r["ci_high"],
+                                     se=r["se"], rct_ate=ref["ate"], rct_se=ref["se"], rct_ci_low=ref["ci_low"],
+                                     rct_ci_high=ref["ci_high"], rct_n=ref["n_treated"] + ref["n_control"],
+                                     naive_error=abs(data.meta["naive"][arm]["ate"] - ref["ate"]),
+                                     abs_error=abs(r["ate"] - ref["ate"]), z_rct=z, covers_rct=bool(abs(z) <= q),
+                                     n_units=len(sub.Y), fit_seconds=est.fit_seconds,
+                                     overlap_share=est.overlap_share[arm], poor_overlap=est.poor_overlap,
+                                     **_refuter_columns(est, arm)))
+        return {"rows": rows}
+
+    rows = []
     for outcome in hcfg.outcomes:
         for seed in range(cfg.seed, cfg.seed + int(hcfg.n_seeds)):
-            block_name = f"hillstrom/{outcome}/seed{seed}"
-            key = store.key({**shared, "outcome": outcome, "seed": seed}) if store else ""
-            block = store.get(block_name, key) if store else None
-            if block is not None:   # finished by an earlier, interrupted run of the same inputs
-                rows += block["rows"]
-                spent["read_back"] += block["seconds"]
-                continue
-            first, start = len(rows), time.perf_counter()
-            data = confounded_subsample(df, cfg.simulate.hillstrom_obs, seed, outcome)
-            keep = np.arange(len(data.Y))
-            if hcfg.max_units and len(keep) > int(hcfg.max_units):
-                keep = np.sort(np.random.default_rng(seed).choice(len(keep), int(hcfg.max_units), replace=False))
-            for rep in hcfg.representations:
-                diagnose = ccfg.overlap.max_seeds is None or seed - cfg.seed < int(ccfg.overlap.max_seeds)
-                ids_ok = available[rep]
-                units = keep if ids_ok is None else keep[np.isin(data.unit_id[keep], ids_ok)]
-                if rep in hcfg.trained_on_train_split:   # fine-tuned on train-split outcomes: adjust test units only
-                    units = units[np.isin(data.unit_id[units], test_ids)]
-                sub = type(data)(**{**data.__dict__, "unit_id": data.unit_id[units], "T": data.T[units],
-                                    "Y": data.Y[units], "X": data.X.iloc[units], "W_true": data.W_true.iloc[units],
-                                    "propensity": data.propensity[units]})
-                Ws = _W_cache(sub, [rep], "hillstrom", cfg, raw=design.loc[sub.unit_id].to_numpy())
-                if rep not in Ws:
-                    continue
-                W, X, source = Ws[rep], sub.X.to_numpy(np.float64), f"hillstrom_obs[{outcome}, seed {seed}, {rep}]"
-                kinds = nuisance_kinds(ccfg, rep)
-                ov, refused = _overlap_or_refusal(sub.T, X, W, seed, cfg, source, kinds) if diagnose else (None, None)
-                for name in hcfg.estimators:
-                    if (not uses_W(ccfg, name) and W is not None) or refused:
-                        continue
-                    est = estimate(name, sub.Y, sub.T, X, W, ccfg, seed, overlap=ov, source=source, nuisance=kinds,
-                                   check_overlap=False)
-                    for arm, r in est.arms.items():
-                        if arm not in hcfg.arms:
-                            continue
-                        ref = data.meta["rct_reference"][arm]
-                        z = (r["ate"] - ref["ate"]) / np.sqrt(r["se"] ** 2 + ref["se"] ** 2)
-                        rows.append(dict(outcome=outcome, seed=seed, arm=arm, arm_name=ARM_NAMES[arm], representation=rep,
-                                         estimator=name, ate=r["ate"], ci_low=r["ci_low"], ci_high=r["ci_high"],
-                                         se=r["se"], rct_ate=ref["ate"], rct_se=ref["se"], rct_ci_low=ref["ci_low"],
-                                         rct_ci_high=ref["ci_high"], rct_n=ref["n_treated"] + ref["n_control"],
-                                         naive_error=abs(data.meta["naive"][arm]["ate"] - ref["ate"]),
-                                         abs_error=abs(r["ate"] - ref["ate"]), z_rct=z, covers_rct=bool(abs(z) <= q),
-                                         n_units=len(sub.Y), fit_seconds=est.fit_seconds,
-                                         overlap_share=est.overlap_share[arm], poor_overlap=est.poor_overlap,
-                                         **_refuter_columns(est, arm)))
-            seconds = time.perf_counter() - start
-            spent["run"] += seconds
-            if store:
-                store.put(block_name, key, {"rows": rows[first:], "seconds": seconds})
+            rows += blocks.get(f"hillstrom/{outcome}/seed{seed}", {"outcome": outcome, "seed": seed},
+                               lambda: fit_block(outcome, seed))["rows"]
     df = pd.DataFrame(rows)
-    df.attrs["block_seconds"] = spent
+    df.attrs["block_seconds"] = blocks.seconds
     return df
