@@ -39,6 +39,7 @@ if ccfg.semisynth.enabled:
     # figure data travel in .attrs; take them out so the tables stay plain frames
     scatter = pd.concat([f.attrs.pop("cate_scatter") for f in frames], ignore_index=True)
     overlap = pd.concat([f.attrs.pop("overlap") for f in frames], ignore_index=True)
+    probes = pd.concat([f.attrs.pop("probes") for f in frames], ignore_index=True)
     block_seconds = [f.attrs.pop("block_seconds") for f in frames]
     grid = pd.concat(frames, ignore_index=True)
     summary = metrics.summarise(grid, ["benchmark", "dataset", "level", "representation", "estimator"],
@@ -93,6 +94,17 @@ if ccfg.semisynth.enabled:
              caption=f"Cross-fitted propensity ({ccfg.overlap.model}) of treated and control users per "
                      f"representation, first seed, default setting; dotted lines at 0.05 and 0.95.",
              plot="lib.causal.plots:overlap_histograms")
+    if len(probes):
+        register(run_dir, "semisynth_probes", "table", probes,
+                 caption="How much of each true confounder a representation holds: out-of-fold R² of the confounder "
+                         "predicted from the representation by that representation's own outcome model (nuisance), "
+                         "first seed of the default setting (seq_finetuned: the cross-fitted vectors of that seed). "
+                         "One seed, so no interval: the other representations do not depend on the seed.",
+                 )
+        register(run_dir, "semisynth_probe_map", "figure", probes,
+                 caption="Out-of-fold R² of each true confounder from each representation (its own outcome model; "
+                         "first seed, default setting): which kinds of confounding a representation could adjust for.",
+                 plot="lib.causal.plots:confounder_probes")
     record_metrics(run_dir, {f"ate.{r.benchmark}.{r.representation}.{r.estimator}.{m}": getattr(r, m)
                              for r in summary.itertuples()
                              for m in ("abs_bias", "rel_bias", "bias_mcse", "coverage", "coverage_ci_low",

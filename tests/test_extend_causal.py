@@ -117,6 +117,30 @@ def test_a_representation_declared_in_a_file_enters_the_semisynth_grid(tmp_path)
     np.testing.assert_array_equal(W, TruncatedSVD(8, random_state=cfg.seed).fit_transform(sparse_W))
 
 
+def test_confounder_probes_of_the_grid_find_the_true_confounders(tmp_path):
+    """First seed of the default setting: the true confounders hold themselves (R^2 near 1); unrelated
+    noise columns hold nothing; 'none' is not probed."""
+    from lib.causal.experiments import semisynth_grid
+
+    _prepare(tmp_path / "processed")
+    cfg = compose("smoke", [*FAST, f"paths.processed={tmp_path / 'processed'}", f"paths.results={tmp_path / 'results'}",
+                            f"paths.embeddings={tmp_path / 'none'}", "causal.semisynth.levels=[default,transition]",
+                            "causal.semisynth.n_seeds=2", "causal.semisynth.representations=[none,oracle,sparse_history]",
+                            "causal.semisynth.estimators=[naive]", "causal.overlap.max_seeds=1"])
+    probes = semisynth_grid(cfg, "gen").attrs["probes"]
+    assert set(probes.seed) == {cfg.seed} and set(probes.representation) == {"oracle", "sparse_history"}
+    oracle = probes[probes.representation == "oracle"].set_index("confounder")["r2"]
+    assert sorted(oracle.index) == sorted(["share_group", "mean_log_pop", "recent_group", "last_log_pop", "transition"])
+    assert (oracle > 0.95).all(), oracle
+    # the probe can fail: a representation of pure noise holds none of the confounders
+    from lib.causal.experiments import confounder_probes
+    rng = np.random.default_rng(0)
+    truth = pd.DataFrame(rng.normal(size=(400, 2)), columns=["a", "b"])
+    noise = confounder_probes(SimpleNamespace(W_true=truth), {"oracle": rng.normal(size=(400, 5))},
+                              compose("smoke", FAST).causal, seed=0)
+    assert all(r["r2"] < 0.05 for r in noise), noise
+
+
 def test_unknown_names_and_bad_entries_list_what_is_declared():
     with pytest.raises(ConfigError, match=r"holds 'linear_dlm'.*'linear_dml'.*\(the keys of causal.estimators\)"):
         compose("smoke", ["causal.semisynth.estimators=[naive,linear_dlm]"])
@@ -163,6 +187,7 @@ def test_semisynth_grid_resumes_from_finished_blocks(tmp_path, monkeypatch):
     spent, resumed = first.attrs["block_seconds"], again.attrs["block_seconds"]
     assert spent["run"] > 0 and spent["read_back"] == 0 and resumed["read_back"] == spent["run"]
     pd.testing.assert_frame_equal(first.attrs["overlap"], again.attrs["overlap"])
+    pd.testing.assert_frame_equal(first.attrs["probes"], again.attrs["probes"])
     with pytest.raises(AssertionError, match="fitted again"):   # another alpha is another input
         experiments.semisynth_grid(compose("smoke", [*base, "causal.alpha=0.1"]), "gen")
     monkeypatch.setattr(cells, "code_version", lambda: "tree.test+dirty.abc")   # uncommitted code: never cached

@@ -14,8 +14,8 @@ spent (``run``) and how many earlier, interrupted runs had spent on the blocks r
 
 Representations whose embedding file is missing are skipped with a printed note; an
 estimate refused by the overlap diagnostic is recorded (``refused``) with NaN numbers. The
-extra frames behind figures (CATE scatter, overlap histograms)
-are attached as ``df.attrs``.
+extra frames behind figures (CATE scatter, overlap histograms, the confounder probes of
+:func:`confounder_probes` on the first seed of the default setting) are attached as ``df.attrs``.
 
 No representation sees the outcome of the units it adjusts: a ``crossfit`` representation
 (``seq_finetuned``) is fitted on K-1 folds of each simulation seed and setting and encodes the
@@ -88,6 +88,45 @@ def _finetuned_W(cfg: DictConfig, dataset: str, hist: list, attrs: pd.DataFrame,
     return finish_W(np.asarray(fitted.vectors, dtype=np.float64), cfg.causal, rep, seed)
 
 
+def confounder_probes(data: Any, reps: dict[str, Any], ccfg: Any, seed: int) -> list[dict[str, Any]]:
+    """How much of each true confounder each representation holds, as the study's own nuisances see it.
+
+    For every representation ``W`` in ``reps`` (``None``, no adjustment, is skipped) and every column of
+    ``data.W_true``: the out-of-fold R^2 (``causal.cv`` seeded folds) of that confounder predicted from ``W``
+    by the representation's outcome nuisance (:func:`lib.causal.representations.nuisance_kinds`). 1 means the
+    outcome model could adjust for that confounder completely; 0 means it cannot see it at all.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from types import SimpleNamespace
+    >>> from lib.config import compose
+    >>> rng = np.random.default_rng(0); z = rng.normal(size=(300, 2))
+    >>> data = SimpleNamespace(W_true=pd.DataFrame({"a": z[:, 0], "b": z[:, 1]}))
+    >>> rows = confounder_probes(data, {"oracle": z[:, :1] + 0.01 * rng.normal(size=(300, 1))},
+    ...                          compose("smoke", ["causal.n_jobs=1"]).causal, seed=0)
+    >>> [(r["confounder"], round(r["r2"], 1)) for r in rows]
+    [('a', 1.0), ('b', -0.0)]
+    """
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    from lib.causal.nuisance import make_nuisance
+
+    folds = KFold(int(ccfg.cv), shuffle=True, random_state=seed)
+    rows = []
+    for rep, W in reps.items():
+        if W is None:
+            continue
+        kind = (nuisance_kinds(ccfg, rep) or (ccfg.nuisance_y, ccfg.nuisance_t))[0]
+        for col in data.W_true.columns:
+            y = data.W_true[col].to_numpy(np.float64)
+            pred = cross_val_predict(make_nuisance(kind, "regression", seed, ccfg), W, y, cv=folds)
+            sst = float(np.sum((y - y.mean()) ** 2))
+            r2 = 1.0 - float(np.sum((y - pred) ** 2)) / sst if sst > 0 else float("nan")
+            rows.append({"representation": rep, "confounder": col, "r2": r2, "nuisance": kind})
+    return rows
+
+
 def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
     """One row per (setting, seed, representation, estimator) with truth, bias, CI, coverage, PEHE.
 
@@ -132,6 +171,8 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
             except RepresentationUnavailable as err:
                 print(f"[causal] skipping representation {rep!r}: {err}")
         X = data.X.to_numpy(np.float64)
+        probes = [dict(r, dataset=dataset, seed=seed) for r in confounder_probes(data, reps, ccfg, seed)] \
+            if k == 0 and is_default else []
         for rep, W in reps.items():
             kinds = nuisance_kinds(ccfg, rep)
             ov, refused = None, None
@@ -165,9 +206,9 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
                     idx = np.random.default_rng(seed).choice(len(data.Y), min(300, len(data.Y)), replace=False)
                     scatter.append(pd.DataFrame({"representation": rep, "estimator": name,
                                                  "tau": data.tau[idx], "cate": est.cate[idx]}))
-        return {"rows": rows, "scatter": scatter, "hists": hists}
+        return {"rows": rows, "scatter": scatter, "hists": hists, "probes": probes}
 
-    rows, scatter, hists = [], [], []
+    rows, scatter, hists, probes = [], [], [], []
     for level in grid.levels:
         is_default = level == sim_cfg.level
         n_seeds = int(grid.n_seeds if is_default or grid.n_seeds_other_levels is None else grid.n_seeds_other_levels)
@@ -180,10 +221,12 @@ def semisynth_grid(cfg: DictConfig, dataset: str) -> pd.DataFrame:
             rows += block["rows"]
             scatter += block["scatter"]
             hists += block["hists"]
+            probes += block["probes"]
     df = pd.DataFrame(rows)
     df.attrs["block_seconds"] = blocks.seconds
     df.attrs["cate_scatter"] = pd.concat(scatter, ignore_index=True) if scatter else pd.DataFrame()
     df.attrs["overlap"] = pd.concat(hists, ignore_index=True) if hists else pd.DataFrame()
+    df.attrs["probes"] = pd.DataFrame(probes)
     return df
 
 

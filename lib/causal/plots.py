@@ -109,6 +109,25 @@ def overlap_histograms(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def confounder_probes(df: pd.DataFrame) -> plt.Figure:
+    """Heat map per data set: out-of-fold R^2 of each true confounder from each representation (probe rows)."""
+    datasets = list(dict.fromkeys(df["dataset"]))
+    reps, confs = list(dict.fromkeys(df["representation"])), list(dict.fromkeys(df["confounder"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(1.2 * len(confs) * len(datasets) + 2.5, 0.4 * len(reps) + 1.6),
+                             squeeze=False, sharey=True)
+    for ax, ds in zip(axes[0], datasets):
+        m = df[df["dataset"] == ds].pivot(index="representation", columns="confounder", values="r2").reindex(
+            index=reps, columns=confs)
+        im = ax.imshow(m.clip(lower=0).to_numpy(float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for (i, j), v in np.ndenumerate(m.to_numpy(float)):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
+        ax.set_xticks(range(len(confs)), [c.replace("_", " ") for c in confs], rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(reps)), [label(r) for r in reps], fontsize=7)
+        ax.set_title(str(ds).capitalize(), fontsize=9)
+    fig.colorbar(im, ax=axes[0].tolist(), label="out-of-fold R² (negative shown as 0)")
+    return fig
+
+
 def rct_gap(df: pd.DataFrame) -> plt.Figure:
     """Mean confounded-subsample estimate (+-1.96 Monte-Carlo SE over seeds) vs the full-RCT ATE (band), per outcome and arm."""
     keys = list(dict.fromkeys(zip(df["outcome"], df["arm_name"])))
