@@ -1,7 +1,9 @@
 """Non-neural representations of a purchase history: the baselines a reviewer asks for first.
 
 * :func:`sparse_history` — the raw history as sparse features: the normalised bag of items
-  (each row sums to 1) next to one-hot columns of the ``k`` most recent items. Paired with
+  (each row sums to 1) next to one-hot columns of the ``k`` most recent items and, given the item
+  attribute table, the share of the history's items and of the ``k`` most recent items that carry
+  each attribute (what the sequence encoders see with ``model.use_attributes``). Paired with
   sparse-capable linear nuisances whose penalty is chosen by cross-validation
   (``causal.nuisance`` kind ``sparse_linear``), it is the strong, boring baseline of the
   semi-synthetic benchmark (representation ``sparse_history``, also called ``raw`` there).
@@ -27,11 +29,22 @@ import pandas as pd
 from scipy import sparse
 
 
-def sparse_history(histories: Sequence[Sequence[int]], n_items: int, recent_k: int, min_count: int) -> sparse.csr_matrix:
-    """``[n_users, (1 + recent_k) * n_kept]`` CSR matrix: normalised bag, then one block per recent position.
+def sparse_history(histories: Sequence[Sequence[int]], n_items: int, recent_k: int, min_count: int,
+                   item_attributes: pd.DataFrame | None = None, attributes: bool = False) -> sparse.csr_matrix:
+    """``[n_users, (1 + recent_k) * n_kept (+ 2 n_attrs)]`` CSR matrix: normalised bag, one block per recent position.
 
     Items seen fewer than ``min_count`` times over all histories share one "rare" column per
     block (column 0), so the width stays manageable on a large catalogue without dropping mass.
+    With ``attributes`` (config ``causal.history_features.attributes``) two blocks follow, one
+    column per attribute id of ``item_attributes``: the share of the history's items carrying it,
+    and the share of the ``recent_k`` most recent items carrying it.
+
+    Examples
+    --------
+    >>> attrs = pd.DataFrame({"item_id": [1, 2, 3], "attr_ids": [[1], [1, 2], []]})
+    >>> M = sparse_history([[1, 1, 3], [2]], 3, recent_k=1, min_count=1, item_attributes=attrs, attributes=True)
+    >>> M.shape, M.toarray()[0, -6:].round(3).tolist()
+    ((2, 14), [0.0, 0.667, 0.0, 0.0, 0.0, 0.0])
     """
     counts = np.bincount(np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]), minlength=n_items + 1)
     kept = np.flatnonzero(counts >= min_count)
@@ -50,7 +63,34 @@ def sparse_history(histories: Sequence[Sequence[int]], n_items: int, recent_k: i
     M = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                           shape=(len(histories), (1 + recent_k) * width))
     M.sum_duplicates()
-    return M
+    if not attributes:
+        return M
+    if item_attributes is None:
+        raise ValueError("sparse_history(attributes=True) needs the item attribute table (item_attributes.parquet); "
+                         "pass item_attributes or set causal.history_features.attributes=false")
+    A = attribute_matrix(item_attributes, n_items)
+    bag = _share_matrix([np.asarray(h, dtype=np.int64) for h in histories], n_items)
+    last = _share_matrix([np.asarray(h, dtype=np.int64)[::-1][:recent_k] for h in histories], n_items)
+    return sparse.hstack([M, bag @ A, last @ A], format="csr")
+
+
+def attribute_matrix(item_attributes: pd.DataFrame, n_items: int) -> sparse.csr_matrix:
+    """``[n_items + 1, max attribute id + 1]`` 0/1 CSR matrix: item (row) carries attribute (column)."""
+    pairs = [(int(i), int(a)) for i, lst in zip(item_attributes["item_id"], item_attributes["attr_ids"])
+             for a in lst if int(i) <= n_items]
+    n_attr = max((a for _, a in pairs), default=0) + 1
+    items, attrs = (np.array([p[k] for p in pairs], dtype=np.int64) for k in (0, 1))
+    A = sparse.csr_matrix((np.ones(len(pairs)), (items, attrs)), shape=(n_items + 1, n_attr))
+    A.data[:] = 1.0   # an attribute listed twice for an item still counts once
+    return A
+
+
+def _share_matrix(rows: Sequence[np.ndarray], n_items: int) -> sparse.csr_matrix:
+    """``[n_rows, n_items + 1]``: the share of each item id among the ids of each row."""
+    r = np.concatenate([np.full(len(h), i) for i, h in enumerate(rows)])
+    c = np.concatenate(rows)
+    w = np.concatenate([np.full(len(h), 1.0 / len(h)) for h in rows])
+    return sparse.csr_matrix((w, (r, c)), shape=(len(rows), n_items + 1))
 
 
 def hand_features(histories: Sequence[Sequence[int]], item_attributes: pd.DataFrame, n_attrs: int,
