@@ -133,16 +133,20 @@ def test_training_flops_hand_computed(tmp_path):
 
 
 def test_best_checkpoint_of_the_new_recipe_is_chosen_by_validation_and_reloads(tmp_path):
+    """Among this config's runs (one per model.compare arch) the best validation one is chosen; a better run of
+    another config in the same folder (an experiment, an older recipe) is not."""
     from lib.train.causal import best_nextitem_checkpoint
     from lib.train.nextitem import load_model
 
     write_prepared(tmp_path / "processed")
-    weak, _ = train(config(tmp_path, "trainer.max_epochs=1", "trainer.run_name=weak", "model.lr=1e-4"))
-    strong, _ = train(config(tmp_path, "trainer.max_epochs=6", "trainer.run_name=strong", "model.loss=sampled",
-                             "model.n_negatives=16", "model.norm_first=true", "model.lr=1e-2",
-                             "model.lr_schedule=cosine", "model.warmup_steps=3"))
+    recipe = ["model.loss=sampled", "model.n_negatives=16", "model.norm_first=true", "model.lr=1e-2",
+              "model.lr_schedule=cosine", "model.warmup_steps=3", "model.compare=[sasrec,bert4rec]"]
+    weak, _ = train(config(tmp_path, *recipe, "model.arch=bert4rec", "trainer.max_epochs=1"))
+    strong, _ = train(config(tmp_path, *recipe, "model.arch=sasrec", "trainer.max_epochs=2"))
+    stale, _ = train(config(tmp_path, *recipe, "model.arch=sasrec", "model.dropout=0.0", "trainer.max_epochs=12"))
     assert strong["best/val/ndcg@10"] > weak["best/val/ndcg@10"]
-    cfg = config(tmp_path)
+    assert stale["best/val/ndcg@10"] > strong["best/val/ndcg@10"], (stale["best/val/ndcg@10"], strong["best/val/ndcg@10"])
+    cfg = config(tmp_path, *recipe)
     chosen = best_nextitem_checkpoint(cfg, "synthetic")
     assert str(chosen) == strong["best_ckpt"]
     model = load_model(chosen)

@@ -326,15 +326,25 @@ def crossfit_finetuned_vectors(histories: np.ndarray | torch.Tensor, T: np.ndarr
 
 
 def best_nextitem_checkpoint(cfg: Any, dataset: str) -> Path | None:
-    """Best checkpoint of the next-item runs of ``dataset`` (highest ``best/<trainer.monitor>``).
+    """Best checkpoint of this config's next-item runs of ``dataset`` (highest ``best/<trainer.monitor>``).
 
-    Runs are the ``{paths.checkpoints}/<run>/metrics.json`` files written by
-    :func:`lib.train.run.train`; the choice uses the validation metric only, never the test split.
+    The candidates are the runs notebook 02 trains for ``dataset``: one per architecture of
+    ``model.compare`` (restricted by ``model.compare_datasets``), found under ``paths.checkpoints``
+    by their run name (:func:`lib.train.run.run_name`), so a run of another config left in the folder
+    (an experiment, an older recipe) is never chosen. The choice uses the validation metric only,
+    never the test split.
     """
+    from omegaconf import OmegaConf
+
+    from lib.train.run import run_name
+
+    archs = [a for a in cfg.model.compare if dataset in (cfg.model.compare_datasets or {}).get(a, [dataset])]
     key, best, best_score = f"best/{cfg.trainer.monitor}", None, -np.inf
-    for metrics_path in sorted(Path(cfg.paths.checkpoints).glob("*/metrics.json")):
-        m = read_json(metrics_path)
+    for arch in archs:
+        run_cfg = OmegaConf.merge(cfg, {"trainer": {"dataset": dataset}, "model": {"arch": arch}})
+        metrics_path = Path(cfg.paths.checkpoints) / run_name(run_cfg) / "metrics.json"
+        m = read_json(metrics_path) if metrics_path.is_file() else {}
         score, ckpt = m.get(key), m.get("best_ckpt")
-        if m.get("dataset") == dataset and score is not None and ckpt and Path(ckpt).is_file() and score > best_score:
+        if score is not None and ckpt and Path(ckpt).is_file() and score > best_score:
             best, best_score = Path(ckpt), float(score)
     return best
