@@ -25,7 +25,7 @@ from lib.data.sequences import load_prepared
 from lib.eval.baselines import ItemKNN, Popularity, evaluate
 from lib.io import write_json
 from lib.report.artefacts import record_metrics, register
-from lib.train.plots import add_test_points, read_curves
+from lib.train.plots import add_test_points, label, read_curves
 from lib.train.run import PROTOCOLS, launch, published_rows, results_row
 
 ks = tuple(cfg.model.ks)
@@ -45,8 +45,9 @@ for dataset in cfg.trainer.datasets:
         runs[f"{dataset}/{arch}"] = metrics
         rows += [{**results_row(dataset, arch, metrics, ks, "test/", protocol), "source": "this study"}
                  for protocol in PROTOCOLS]
-        curves.append(add_test_points(read_curves(metrics["run_dir"], dataset=dataset, model=arch), metrics,
-                                      dataset=dataset, model=arch))
+        monitor = cfg.trainer.monitor
+        curves.append(add_test_points(read_curves(metrics["run_dir"], monitor, dataset=dataset, model=arch), metrics,
+                                      monitor, dataset=dataset, model=arch))
         print(f"{dataset} {arch}: {metrics['epochs']} epochs, {metrics['wall_s']:.0f}s, best {metrics['best_ckpt']}")
 write_json(run_dir / "nextitem_runs.json", runs)
 ours = len(rows)
@@ -67,8 +68,8 @@ for dataset, table in results.groupby("dataset", sort=False):
                      "item ranked against the whole catalogue (no sampled negatives, ties counted against the "
                      "model), under two protocols: 'all items' keeps the user's earlier items as candidates "
                      "(the study's headline); 'history removed' drops them, as the published evaluation code "
-                     "does (a re-bought test item then counts as a miss). Transformers use the checkpoint with the best "
-                     "validation NDCG@10 (all items); baselines are fitted on each user's history before the "
+                     "does (a re-bought test item then counts as a miss). Transformers use the checkpoint with the "
+                     f"best {label(cfg.trainer.monitor)}; baselines are fitted on each user's history before the "
                      "test item." + published)
 record_metrics(run_dir, {f"nextitem.{r['dataset']}.{r['model']}.{PROTOCOLS[r['protocol']].replace('/', '.')}"
                          f"{m.lower()}": r[m] for r in rows[:ours] for m in r if "@" in m})
@@ -77,18 +78,20 @@ record_metrics(run_dir, {f"nextitem.{r['dataset']}.{r['model']}.{PROTOCOLS[r['pr
 if curves:
     curves = pd.concat(curves, ignore_index=True)
     register(run_dir, "learning_curves", "figure", curves, plot="lib.train.plots:plot_learning_curves",
-             caption="Training loss (full-softmax cross-entropy) and validation loss / NDCG@10 per epoch for "
-                     "every data set and transformer, read from Lightning's CSV logs (a resumed run continues "
+             caption="Training loss and validation loss / NDCG@10 (all items and history removed) per epoch "
+                     "for every data set and transformer, read from Lightning's CSV logs (a resumed run continues "
                      "its curve).")
     from lib.train.plots import compute_table, plot_learning_curves, plot_quality_vs_compute
     plot_learning_curves(curves);
     register(run_dir, "nextitem_compute", "table", compute_table(curves),
              caption="Quality against compute per data set and transformer (one seed): epochs trained, fit wall "
-                     "clock per epoch on this machine (training + validation), best validation NDCG@10, the epoch "
-                     "and wall-clock hours at which it was reached, and the test NDCG@10 of that checkpoint.")
+                     f"clock per epoch on this machine (training + validation), best {label(cfg.trainer.monitor)} "
+                     "(the checkpoint selection metric), the epoch and wall-clock hours at which it was reached, and "
+                     "the test NDCG@10 of that checkpoint under the same protocol.")
     register(run_dir, "quality_vs_compute", "figure", curves, plot="lib.train.plots:plot_quality_vs_compute",
-             caption="Validation NDCG@10 (full ranking) against training epochs and fit wall-clock hours; the star "
-                     "is the test NDCG@10 of the checkpoint chosen on validation. One seed per run, so no error "
+             caption=f"The {label(cfg.trainer.monitor)} (full ranking, the checkpoint selection metric) "
+                     "against training epochs and fit wall-clock hours; the star is the test NDCG@10, same "
+                     "protocol, of the checkpoint chosen on validation. One seed per run, so no error "
                      "bars; a curve still rising at its right end was stopped by the epoch budget, not by early "
                      "stopping.")
     plot_quality_vs_compute(curves);
