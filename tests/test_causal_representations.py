@@ -85,3 +85,16 @@ def test_history_representations_for_sparse_and_boosted_nuisances():
     from lib.causal.representations import nuisance_kinds
     assert nuisance_kinds(ccfg, "sparse_history") == ("sparse_linear", "sparse_linear")
     assert nuisance_kinds(ccfg, "bag_svd") is None
+
+
+def test_sparse_history_without_an_attribute_table_unless_it_reads_attributes():
+    """A data set without item attributes still gets the bag-and-last-items baseline when the attribute
+    blocks are off; with them on (or for hand features, which always read attributes) it is unavailable."""
+    data = _data()
+    hist = [[1 + (i % 5), 2 + (i % 7), 3] for i in range(50)]
+    kw = dict(histories=hist, n_items=10, item_attributes=None)
+    W = build_W(data, "sparse_history", "beauty", _cfg(None, "causal.history_features.attributes=false"), **kw)
+    assert W.shape == (50, 3 * 9)            # bag + 2 last-item blocks: items 1-8 and the "rare" column
+    for name, flag in (("sparse_history", "true"), ("hand_gbm", "false")):
+        with pytest.raises(RepresentationUnavailable, match=f"{name} needs the item attribute table"):
+            build_W(data, name, "beauty", _cfg(None, f"causal.history_features.attributes={flag}"), **kw)

@@ -17,7 +17,7 @@ Examples
 from __future__ import annotations
 
 import inspect
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from hydra.utils import get_object, instantiate
 
@@ -81,9 +81,14 @@ def build(node: Any, seed: int, n_jobs: int, optional: dict[str, Any] | None = N
     return obj
 
 
+def parameters(node: Any) -> Mapping[str, inspect.Parameter]:
+    """Parameters of the ``_target_`` of ``node``, by name."""
+    return inspect.signature(get_object(node["_target_"])).parameters
+
+
 def takes(node: Any) -> list[str]:
     """Argument names of the ``_target_`` of ``node``."""
-    return list(inspect.signature(get_object(node["_target_"])).parameters)
+    return list(parameters(node))
 
 
 def call(node: Any, available: dict[str, Any]) -> Any:

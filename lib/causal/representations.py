@@ -28,6 +28,7 @@ names the representation's own nuisance family (:func:`nuisance_kinds`).
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Sequence
 
 import numpy as np
@@ -36,7 +37,7 @@ from scipy import sparse
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from lib.causal.registry import build, call, entry, optional, takes
+from lib.causal.registry import build, call, entry, optional, parameters
 from lib.embed.store import VARIANTS, embedding_stem, load_for
 from lib.errors import InputError
 
@@ -187,12 +188,24 @@ def _from_histories(data: Any, name: str, node: Any, seed: int, histories: Seque
     if len(histories) != len(data.unit_id):
         raise ValueError(f"{name}: {len(histories)} histories for {len(data.unit_id)} units; pass them in unit order")
     available = dict(histories=histories, n_items=n_items, item_attributes=item_attributes, seed=seed)
-    if item_attributes is None and "item_attributes" in takes(node.features):
+    if item_attributes is None and needs_attributes(node.features):
         raise RepresentationUnavailable(f"{name} needs the item attribute table")
     W = call(node.features, available)
     if sparse.issparse(W):
         return W.tocsr()
     return W.to_numpy(np.float64) if isinstance(W, pd.DataFrame) else np.asarray(W, dtype=np.float64)
+
+
+def needs_attributes(features: Any) -> bool:
+    """Whether the ``features`` function of an entry will read the item attribute table.
+
+    It will when its ``item_attributes`` argument has no default, or when an optional one is switched
+    on by the entry's ``attributes`` argument (``sparse_history`` with ``causal.history_features.attributes``).
+    """
+    param = parameters(features).get("item_attributes")
+    if param is None:
+        return False
+    return param.default is inspect.Parameter.empty or bool(features.get("attributes", False))
 
 
 def reduce_W(W: np.ndarray, pca_dim: int | None, seed: int) -> np.ndarray:
