@@ -94,7 +94,7 @@ class Blocks:
             self.seconds["read_back"] += block["seconds"]
             return block
         start = time.perf_counter()
-        block = {**compute(), "seconds": 0.0}
+        block = compute()
         block["seconds"] = time.perf_counter() - start
         self.seconds["run"] += block["seconds"]
         if self.store:
