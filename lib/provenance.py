@@ -7,7 +7,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -33,11 +33,13 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
     return {"sha": sha, "dirty": dirty}
 
 
-def code_version(root: Path = REPO_ROOT) -> str:
-    """Version of the code a result depends on: git tree ids of lib/, conf/ and notebooks/.
+def code_version(root: Path = REPO_ROOT, folders: Sequence[str] = ("lib", "conf", "notebooks")) -> str:
+    """Version of the code a result depends on: git tree ids of ``folders`` (default lib/, conf/, notebooks/).
 
     Commits that touch only the README or the rendered paper keep the version (and so the
     sweep run hashes) unchanged; uncommitted changes to those folders append a hash of the diff.
+    A narrower ``folders`` versions one stage's code (the embedding cache of
+    :mod:`lib.embed.export` keys on the code that computes vectors).
     """
     import hashlib
 
@@ -45,12 +47,13 @@ def code_version(root: Path = REPO_ROOT) -> str:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, check=True).stdout
 
     try:
-        trees = git("rev-parse", "HEAD:lib", "HEAD:conf", "HEAD:notebooks")
+        trees = git("rev-parse", *(f"HEAD:{folder}" for folder in folders))
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", *folders)
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "unknown"
     version = "tree." + hashlib.sha256(trees).hexdigest()[:16]
-    if git_state(root)["dirty"]:
-        diff = git("diff", "HEAD", "--", "lib", "conf", "notebooks")
+    if dirty:
+        diff = git("diff", "HEAD", "--", *folders)
         version += f"+dirty.{hashlib.sha256(diff).hexdigest()[:12]}"
     return version
 

@@ -180,3 +180,7 @@ def test_code_version_follows_code_not_docs(tmp_path):
     assert dirty.startswith(first + "+dirty.")
     git("commit", "-qam", "code")                          # committed: a new clean version
     assert code_version(tmp_path) not in (first, dirty) and "dirty" not in code_version(tmp_path)
+    narrow = code_version(tmp_path, folders=("lib",))
+    (tmp_path / "conf" / "a.py").write_text("x = 3\n")    # outside the narrow folders: that version keeps
+    assert code_version(tmp_path, folders=("lib",)) == narrow
+    assert "dirty" in code_version(tmp_path)

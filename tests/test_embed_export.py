@@ -1,10 +1,13 @@
 """Embedding export and Hillstrom text prediction end to end on tiny generated prepared tables."""
+import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import open_dict, read_write
 
 from lib.config import compose
 from lib.data.hillstrom import CHANNELS, ZIP_CODES, load_prepared, text_population
@@ -98,8 +101,28 @@ def test_hillstrom_prediction_then_export(cfg, tmp_path):
     np.testing.assert_array_equal(emb_f, emb_p)    # reused, not embedded a second time
     export = load(run_dir)["embedding_export"]["frame"]
     assert len(export) == 5 and set(export["population"]) == {"beauty", "hillstrom"}
-    # a second export gives identical arrays (frozen vectors and the seeded bag-of-items SVD)
-    bag = load_embeddings(f"{cfg.paths.embeddings}/beauty__bag_svd")[1]
+    assert export.set_index(["population", "variant"])["reused"].to_dict() == {
+        ("beauty", "bag_svd"): False, ("beauty", "seq_pretrained"): False, ("beauty", "text_frozen"): False,
+        ("hillstrom", "text_frozen"): True, ("hillstrom", "text_lora"): False}   # saved by the prediction table
+
+    # a second export keeps every file; a changed setting, changed data or a damaged file is computed again
+    stamps = {p.name: p.stat().st_mtime_ns for p in Path(cfg.paths.embeddings).iterdir()}
     export_all(cfg, run_dir)
-    np.testing.assert_array_equal(load_embeddings(f"{cfg.paths.embeddings}/hillstrom__text_frozen")[1], emb_f)
+    assert load(run_dir)["embedding_export"]["frame"]["reused"].all()
+    assert {p.name: p.stat().st_mtime_ns for p in Path(cfg.paths.embeddings).iterdir()} == stamps
+    bag = load_embeddings(f"{cfg.paths.embeddings}/beauty__bag_svd")[1]
+    other = copy.deepcopy(cfg)
+    with open_dict(other), read_write(other):
+        other.model.embed.bag.dim = 8
+    export_all(other, run_dir)
+    reused = load(run_dir)["embedding_export"]["frame"].set_index("variant")["reused"]
+    assert not reused["bag_svd"] and reused.drop("bag_svd").all()
+    assert load_embeddings(f"{cfg.paths.embeddings}/beauty__bag_svd")[1].shape == (60, 8)
+    (Path(cfg.paths.embeddings) / "beauty__text_frozen.npz").write_bytes(b"not the vectors")   # damaged
+    export_all(cfg, run_dir)
+    reused = load(run_dir)["embedding_export"]["frame"].set_index(["population", "variant"])["reused"]
+    assert not reused[("beauty", "bag_svd")] and not reused[("beauty", "text_frozen")]
+    assert reused[("beauty", "seq_pretrained")] and reused[("hillstrom", "text_frozen")]
+    # recomputed vectors equal the first ones (frozen MiniLM and the seeded bag-of-items SVD)
     np.testing.assert_array_equal(load_embeddings(f"{cfg.paths.embeddings}/beauty__bag_svd")[1], bag)
+    np.testing.assert_array_equal(load_embeddings(f"{cfg.paths.embeddings}/hillstrom__text_frozen")[1], emb_f)
