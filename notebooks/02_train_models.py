@@ -85,11 +85,11 @@ if curves:
     plot_learning_curves(curves);
     register(run_dir, "nextitem_compute", "table", compute_table(curves),
              caption="Quality against compute per data set and transformer (one seed): epochs trained, fit wall "
-                     f"clock per epoch on this machine (training + validation), best {label(cfg.trainer.monitor)} "
-                     "(the checkpoint selection metric), the epoch and wall-clock hours at which it was reached, and "
+                     f"clock per epoch on this machine (training + validation), best {label(cfg.trainer.monitor)}, "
+                     "the checkpoint selection metric, the epoch and wall-clock hours at which it was reached, and "
                      "the test NDCG@10 of that checkpoint under the same protocol.")
     register(run_dir, "quality_vs_compute", "figure", curves, plot="lib.train.plots:plot_quality_vs_compute",
-             caption=f"The {label(cfg.trainer.monitor)} (full ranking, the checkpoint selection metric) "
+             caption=f"The {label(cfg.trainer.monitor)}, full ranking, the checkpoint selection metric, "
                      "against training epochs and fit wall-clock hours; the star is the test NDCG@10, same "
                      "protocol, of the checkpoint chosen on validation. One seed per run, so no error "
                      "bars; a curve still rising at its right end was stopped by the epoch budget, not by early "
