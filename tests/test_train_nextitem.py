@@ -65,3 +65,21 @@ def test_rerun_resumes_a_finished_run_without_training_again(prepared, every):
     assert again["test/ndcg@10"] == first["test/ndcg@10"]
     longer, _ = train(config(prepared, "trainer.max_epochs=3"))  # same run, extended by one epoch
     assert longer["start_step"] == first["global_step"] and longer["global_step"] > first["global_step"]
+
+
+def test_a_run_that_early_stopping_ended_stays_ended(prepared):
+    """Rerunning a finished notebook must test the same checkpoint: Lightning alone resumes an early-stopped
+    run from its newer mid-epoch checkpoint (last-step.ckpt) and trains another epoch (8 -> 12 steps here),
+    and a better score there would restart its patience."""
+    args = ("trainer.max_epochs=40", "trainer.patience=1", "model.lr=1e-2", "trainer.ckpt_every_n_steps=4")
+    first, objects = train(config(prepared, *args))
+    again, _ = train(config(prepared, *args))
+    assert again["global_step"] == first["global_step"] and again["best_ckpt"] == first["best_ckpt"]
+    assert first["stopped_by"] == "early_stopping" and first["epochs"] < 39
+    assert again["epochs"] == first["epochs"] and again["test/ndcg@10"] == first["test/ndcg@10"]
+    versions = sorted((objects["run_dir"] / "csv").glob("version_*/metrics.csv"))
+    assert len(versions) == 2
+    rerun = pd.read_csv(versions[1])   # the rerun logged its test and nothing else: no training, no validation
+    assert rerun.filter(regex="^(train|val)/").isna().all().all() and rerun.filter(like="test/").notna().any().any()
+    restart, _ = train(config(prepared, *args, "trainer.resume=false"))
+    assert restart["resumed_from"] is None and restart["test/ndcg@10"] == first["test/ndcg@10"]   # same seed

@@ -3,8 +3,10 @@
 Kept apart from the command line (``lib/train/__main__.py``) so tests and benchmarks call
 it in-process. A run lives in ``{paths.checkpoints}/{run_name}/``: ``best-*.ckpt`` (best
 ``trainer.monitor``), ``last.ckpt`` (after the latest validation), ``last-step.ckpt`` (every
-``trainer.ckpt_every_n_steps`` steps), ``csv/version_N/metrics.csv``, ``tb/`` and ``metrics.json``.
-Rerunning the same configuration resumes from the newer of the two last checkpoints.
+``trainer.ckpt_every_n_steps`` steps), ``csv/version_N/metrics.csv``, ``tb/``, ``fit.json`` (how the
+last fit ended) and ``metrics.json``. Rerunning the same configuration resumes from the newer of the
+two last checkpoints; a run that early stopping ended stays ended, so rerunning a notebook tests the
+same checkpoint instead of training on (``trainer.resume=false`` trains it again from scratch).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import FSDPStrategy
 from omegaconf import DictConfig, OmegaConf
 
-from lib.io import write_json
+from lib.io import read_json, write_json
 from lib.models.seq import Block, seq_config
 from lib.train.datamodule import from_config
 from lib.train.nextitem import NextItemModule
@@ -65,6 +67,22 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newer of ``last.ckpt`` (after the latest validation) and ``last-step.ckpt`` (every N steps), if any."""
     found = [p for p in (run_dir / "last.ckpt", run_dir / f"{STEP_CHECKPOINT}.ckpt") if p.is_file()]
     return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
+
+
+def ended(run_dir: Path) -> dict[str, Any] | None:
+    """``fit.json`` of a run that early stopping ended (its best checkpoint still there), else None.
+
+    Lightning would resume such a run from a newer mid-epoch checkpoint and train on, and a better
+    validation score then restarts the patience: each rerun of a finished notebook would move its
+    test numbers. A changed ``trainer.patience`` does not reopen it either (Lightning restores the
+    patience of the checkpoint); ``trainer.resume=false`` starts the run again.
+    """
+    path = run_dir / "fit.json"
+    if not path.is_file():
+        return None
+    fit = read_json(path)
+    best = fit.get("best_ckpt")
+    return fit if fit.get("stopped_by") == "early_stopping" and best and (run_dir / best).is_file() else None
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheckpoint]:
@@ -116,16 +134,27 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     trainer, best = build_trainer(cfg, run_dir)
     last = latest_checkpoint(run_dir)
     resume_from = str(last) if cfg.trainer.resume and last is not None else None
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-    last = latest_checkpoint(run_dir)
-    best_path = best.best_model_path or (str(last) if last is not None else None)
+    fit = ended(run_dir) if resume_from else None
+    if fit is None:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        early = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
+        last = latest_checkpoint(run_dir)
+        best_path = best.best_model_path or (str(last) if last is not None else None)
+        fit = {"stopped_by": "early_stopping" if early.stopped_epoch else "epoch_or_step_limit",
+               "patience": int(cfg.trainer.patience), "epochs": int(trainer.current_epoch),
+               "global_step": int(trainer.global_step), "best_ckpt": Path(best_path).name if best_path else None,
+               "best_score": float(best.best_model_score) if best.best_model_score is not None else None}
+        if trainer.is_global_zero:
+            write_json(run_dir / "fit.json", fit)
+        start_step = module.start_step if module.start_step is not None else trainer.global_step
+    else:   # ended by early stopping: test its best checkpoint again, train nothing
+        best_path, start_step = str(run_dir / fit["best_ckpt"]), fit["global_step"]
     test = trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)[0]
     metrics: dict[str, Any] = {k: float(v) for k, v in test.items()}
     metrics.update({
-        f"best/{cfg.trainer.monitor}": float(best.best_model_score) if best.best_model_score is not None else None,
-        "global_step": int(trainer.global_step),
-        "start_step": int(module.start_step if module.start_step is not None else trainer.global_step),
-        "epochs": int(trainer.current_epoch), "resumed_from": resume_from, "best_ckpt": best_path,
+        f"best/{cfg.trainer.monitor}": fit["best_score"], "global_step": int(fit["global_step"]),
+        "start_step": int(start_step), "stopped_by": fit["stopped_by"],
+        "epochs": int(fit["epochs"]), "resumed_from": resume_from, "best_ckpt": best_path,
         "last_ckpt": str(last) if last is not None else None, "run_dir": str(run_dir), "run_name": run_dir.name,
         "dataset": cfg.trainer.dataset, "arch": cfg.model.arch, "size": cfg.model.size,
         "world_size": int(trainer.world_size), "wall_s": time.perf_counter() - start,
