@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lib.config import compose
+from lib.errors import InputError
 from lib.eval import ndcg_at_k
 from lib.eval.metrics import remove_seen
 from lib.train.nextitem import load_model
@@ -81,5 +82,8 @@ def test_a_run_that_early_stopping_ended_stays_ended(prepared):
     assert len(versions) == 2
     rerun = pd.read_csv(versions[1])   # the rerun logged its test and nothing else: no training, no validation
     assert rerun.filter(regex="^(train|val)/").isna().all().all() and rerun.filter(like="test/").notna().any().any()
+    (objects["run_dir"] / "fit.json").write_text("{truncated")
+    with pytest.raises(InputError, match=r"fit\.json.*not valid JSON.*trainer\.resume=false"):
+        train(config(prepared, *args))
     restart, _ = train(config(prepared, *args, "trainer.resume=false"))
     assert restart["resumed_from"] is None and restart["test/ndcg@10"] == first["test/ndcg@10"]   # same seed

@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import FSDPStrategy
 from omegaconf import DictConfig, OmegaConf
 
+from lib.errors import InputError
 from lib.io import read_json, write_json
 from lib.models.seq import Block, seq_config
 from lib.train.datamodule import from_config
@@ -80,7 +81,11 @@ def ended(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "fit.json"
     if not path.is_file():
         return None
-    fit = read_json(path)
+    try:
+        fit = read_json(path)
+    except json.JSONDecodeError as exc:
+        raise InputError(str(path), None, f"is not valid JSON ({exc})",
+                         "delete it (the run then resumes from its last checkpoint) or set trainer.resume=false") from exc
     best = fit.get("best_ckpt")
     return fit if fit.get("stopped_by") == "early_stopping" and best and (run_dir / best).is_file() else None
 
