@@ -27,10 +27,13 @@ DEPS_05 := $(call src,lib/sweep conf/sweep)
 RUN     := $(PY) -m lib.runner --preset $(P)
 SWEEP   ?= ablations_smoke
 JOBS    ?= 2
+# pytest-xdist workers of `make test`: each takes whole test files, the smoke study first
+# (tests/conftest.py), so the ~15-minute study runs beside the rest of the suite; 0 runs serially.
+TEST_WORKERS ?= 2
 
 help: ## list every target with one line each
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: PRESET=smoke|paper (default smoke; paper for 'make paper'), SWEEP=<conf/sweep name>, JOBS=N"
+	@echo "  variables: PRESET=smoke|paper (default smoke; paper for 'make paper'), SWEEP=<conf/sweep name>, JOBS=N, TEST_WORKERS=N (0: serial)"
 
 env: $(ENV_OK) ## create the environment (.venv) from environment.yml if missing: conda when present, else venv + pip
 
@@ -48,7 +51,7 @@ $(ENV_OK): environment.yml pyproject.toml
 	@touch $@
 
 test: $(ENV_OK) ## run the test suite (unit tests + notebooks 01-05 on the smoke preset)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 reproduce: $(ENV_OK) ## run the whole study on the smoke preset into paper/smoke/ and say where it is
 	@$(MAKE) study PRESET=smoke

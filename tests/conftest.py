@@ -8,6 +8,15 @@ import pytest
 from lib.config import compose
 
 
+LONGEST = "tests/test_study_smoke.py"
+
+
+def pytest_collection_modifyitems(items):
+    """The smoke study first: `make test` hands whole files to two pytest-xdist workers in this order,
+    so the longest file runs beside all the others instead of after them."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] != LONGEST)
+
+
 @pytest.fixture(scope="session")
 def smoke_cfg():
     """The smoke preset exactly as notebooks and `make reproduce` compose it."""
