@@ -152,6 +152,14 @@ def test_killed_sweep_resumes_only_missing_runs(tmp_path):
     assert skipped == 1 + (statuses[1] == "ok")
 
 
+def cmdline(proc: psutil.Process) -> str:
+    """A process's command line; "" once it has exited or is a zombie its parent has not reaped yet."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_stopped_sweep_leaves_no_worker_or_kernel_running(tmp_path, sig):
     """Killing only the sweep process (not its group) still stops every worker and kernel below it."""
@@ -164,14 +172,14 @@ def test_stopped_sweep_leaves_no_worker_or_kernel_running(tmp_path, sig):
         deadline = time.time() + 120
         while True:  # two workers, each with a kernel sleeping inside the notebook
             below = psutil.Process(proc.pid).children(recursive=True)
-            if sum("ipykernel" in " ".join(p.cmdline()) for p in below if p.is_running()) == 2:
+            if sum("ipykernel" in cmdline(p) for p in below) == 2:
                 break
             assert time.time() < deadline, "kernels did not start"
             time.sleep(0.5)
         os.kill(proc.pid, sig)
         proc.wait(timeout=30)
         gone, alive = psutil.wait_procs(below, timeout=30)
-        assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], [p.cmdline() for p in alive]
+        assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], [cmdline(p) for p in alive]
         assert [run_status(r) for r in expand(load_sweep(spec_path), root=tmp_path / "out", code_version=CODE)] \
             == ["missing", "missing"]
     finally:
