@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from lib.config import compose
+from lib.config import REPO_ROOT, compose
 from lib.io import read_json
 from lib.report.metrics import check_metrics_schema
 from lib.report.render import render
@@ -27,8 +29,6 @@ from lib.runner import run_notebook
 NOTEBOOKS = ("01_prepare_data", "02_train_models", "03_estimate_effects", "04_target_interventions",
              "05_run_ablations")
 FAMILIES = ("nextitem.", "ate.", "rct_gap.", "uplift.", "walltime.")
-
-
 RERUN = ("01_prepare_data", "03_estimate_effects", "04_target_interventions")
 
 
@@ -37,26 +37,35 @@ def paths(root: Path) -> list[str]:
             f"paths.paper={root / 'paper'}"]
 
 
-def run_study(root: Path) -> Path:
-    for name in NOTEBOOKS:
-        run_notebook(name, "smoke", paths(root))
-    render(compose("smoke", paths(root)))
-    return root
+def beside(names: tuple[str, ...], root: Path) -> subprocess.Popen:
+    """Run notebooks through the runner's command line in a second process, beside this one's notebooks."""
+    cmd = [sys.executable, "-m", "lib.runner", "--preset", "smoke", *names]
+    for override in paths(root):
+        cmd += ["-o", override]
+    with open(root / "runner.log", "a") as log:   # a file, not a pipe: nobody reads it while both run
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
-def rerun_causal_part(first: Path, root: Path) -> Path:
-    """Notebook 01 from nothing, then 03 and 04 on its tables and a copy of ``first``'s notebook 02."""
-    run_notebook("01_prepare_data", "smoke", paths(root))
-    shutil.copytree(first / "results" / "02_train_models", root / "results" / "02_train_models")
-    for name in RERUN[1:]:
-        run_notebook(name, "smoke", paths(root))
-    return root
+def finished(proc: subprocess.Popen, root: Path) -> None:
+    assert proc.wait() == 0, (root / "runner.log").read_text()[-5000:]
 
 
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory) -> tuple[Path, Path]:
-    first = run_study(tmp_path_factory.mktemp("study_a"))
-    return first, rerun_causal_part(first, tmp_path_factory.mktemp("study_b"))
+    """The whole study in ``study_a``; in ``study_b`` (own processes, started beside it so the two
+    share the cores) notebook 01, then 03 and 04 on a copy of ``study_a``'s notebook 02."""
+    a, b = tmp_path_factory.mktemp("study_a"), tmp_path_factory.mktemp("study_b")
+    second = beside(RERUN[:1], b)
+    for name in NOTEBOOKS[:2]:
+        run_notebook(name, "smoke", paths(a))
+    finished(second, b)
+    shutil.copytree(a / "results" / "02_train_models", b / "results" / "02_train_models")
+    second = beside(RERUN[1:], b)
+    for name in NOTEBOOKS[2:]:
+        run_notebook(name, "smoke", paths(a))
+    render(compose("smoke", paths(a)))
+    finished(second, b)
+    return a, b
 
 
 def without_walltime(metrics: dict) -> dict:
