@@ -184,10 +184,16 @@ class NextItemModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["fit_wall_s"] = self.wall_seconds()
+        # dropout, negatives and BERT4Rec's masks draw from torch's global generator: a run resumed at an
+        # epoch boundary continues its stream instead of the one seed_everything restarted, so a run split
+        # over sessions gives the numbers of one uninterrupted run (the shuffle has its own seed and epoch)
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # checkpoints written before the wall-clock log existed start the clock at 0
+        # checkpoints written before the wall-clock log (or the generator state) existed start from 0 (or the seed)
         self._wall_offset = float(checkpoint.get("fit_wall_s", 0.0))
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
 
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.hparams.model_cfg

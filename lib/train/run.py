@@ -94,9 +94,14 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheck
     """A ``lightning.Trainer`` from ``cfg.trainer`` with checkpointing, early stopping and loggers."""
     tcfg = cfg.trainer
     best = ModelCheckpoint(dirpath=run_dir, filename="best-{epoch}-{step}", monitor=tcfg.monitor, mode="max",
-                           save_top_k=1, save_last=True, auto_insert_metric_name=False)
+                           save_top_k=1, auto_insert_metric_name=False)
+    # last.ckpt after every validation: with save_last=True Lightning refreshes it only when `best` saves a new
+    # top-k file, so after epochs without improvement it stayed at the best epoch and a resumed run rewound there.
+    # Lightning runs checkpoint callbacks after the others, in list order: this one saves the updated state of
+    # `best` and of early stopping.
+    last = ModelCheckpoint(dirpath=run_dir, filename="last", save_top_k=1, enable_version_counter=False)
     callbacks: list[Any] = [best, EarlyStopping(monitor=tcfg.monitor, mode="max", patience=tcfg.patience,
-                                                check_on_train_epoch_end=False)]
+                                                check_on_train_epoch_end=False), last]
     if tcfg.ckpt_every_n_steps:
         # last-step.ckpt, refreshed mid-epoch so a killed run loses at most N steps; last.ckpt stays the
         # state after the latest validation, and a rerun resumes from whichever is newer (latest_checkpoint)
