@@ -123,6 +123,12 @@ def test_hillstrom_prediction_then_export(cfg, tmp_path):
     reused = load(run_dir)["embedding_export"]["frame"].set_index(["population", "variant"])["reused"]
     assert not reused[("beauty", "bag_svd")] and not reused[("beauty", "text_frozen")]
     assert reused[("beauty", "seq_pretrained")] and reused[("hillstrom", "text_frozen")]
+    # fine-tuning again with the same seed writes a byte-identical checkpoint, so its vectors are reused too
+    lora = Path(cfg.paths.embeddings) / "hillstrom__text_lora.npz"
+    stamp = lora.stat().st_mtime_ns
+    hillstrom_conversion(cfg, run_dir)
+    export_all(cfg, run_dir)
+    assert load(run_dir)["embedding_export"]["frame"]["reused"].all() and lora.stat().st_mtime_ns == stamp
     # recomputed vectors equal the first ones (frozen MiniLM and the seeded bag-of-items SVD)
     np.testing.assert_array_equal(load_embeddings(f"{cfg.paths.embeddings}/beauty__bag_svd")[1], bag)
     np.testing.assert_array_equal(load_embeddings(f"{cfg.paths.embeddings}/hillstrom__text_frozen")[1], emb_f)

@@ -124,8 +124,10 @@ def save_text_model(model: TextClassifier, path: str | Path) -> str:
     """Save the trained weights (adapters for lora, all for full) + head atomically; returns sha256."""
     state = {"mode": model.encoder.mode, "encoder": model.encoder.trainable_state(),
              "head": {k: v.detach().clone() for k, v in model.head.state_dict().items()}}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    # to a file object: given a path, torch names the archive's records after its file name, and the temporary
+    # name made the bytes (so the sha256 the embedding cache keys on) differ between identical fits
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)
     return sha256_file(path)
 
 
