@@ -55,22 +55,25 @@ def test_same_seed_same_metrics(prepared):
     assert a["test/loss"] != c["test/loss"]
 
 
-@pytest.mark.parametrize("arch", ["sasrec", "bert4rec"])
-def test_a_run_split_at_an_epoch_boundary_gives_the_numbers_of_one_run(prepared, arch):
+@pytest.mark.parametrize("arch,ema", [("sasrec", "null"), ("bert4rec", "null"), ("sasrec", "0.9")])
+def test_a_run_split_at_an_epoch_boundary_gives_the_numbers_of_one_run(prepared, arch, ema):
     """A session that ends between epochs costs nothing: 2 epochs, then the same run extended to 3 from
     last.ckpt, ends with the weights of 3 epochs in one go. Without the generator state in the checkpoint
     the third epoch drew other dropout masks (SASRec test loss 3.45993 instead of 3.45943); with Lightning's
     save_last, last.ckpt stayed at the best epoch and the resumed BERT4Rec run rewound to it."""
-    common = (f"model.arch={arch}", "trainer.patience=1000")
+    common = (f"model.arch={arch}", "trainer.patience=1000", f"model.ema_decay={ema}")
     straight, _ = train(config(prepared, *common, "trainer.max_epochs=3", "trainer.run_name=straight"))
     first, _ = train(config(prepared, *common, "trainer.max_epochs=2", "trainer.run_name=split"))
     # last.ckpt is the state after the latest validation, not after the best one (BERT4Rec peaks at epoch 0 here)
     assert torch.load(first["last_ckpt"], weights_only=False)["global_step"] == first["global_step"]
     split, _ = train(config(prepared, *common, "trainer.max_epochs=3", "trainer.run_name=split"))
     assert split["resumed_from"] and 0 < split["start_step"] < split["global_step"] == straight["global_step"]
-    weights = [torch.load(m["last_ckpt"], weights_only=False)["state_dict"] for m in (straight, split)]
-    assert weights[0].keys() == weights[1].keys()
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    ckpts = [torch.load(m["last_ckpt"], weights_only=False) for m in (straight, split)]
+    # with the EMA, state_dict is the average and current_model_state the raw weights: both must match
+    for part in ("state_dict", "current_model_state") if ema != "null" else ("state_dict",):
+        weights = [c[part] for c in ckpts]
+        assert weights[0].keys() == weights[1].keys()
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), part
     keys = [k for k in straight if k.startswith("test/")]
     assert keys and all(split[k] == straight[k] for k in keys), {k: (straight[k], split[k]) for k in keys}
 

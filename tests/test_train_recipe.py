@@ -152,3 +152,36 @@ def test_best_checkpoint_of_the_new_recipe_is_chosen_by_validation_and_reloads(t
     assert str(chosen) == strong["best_ckpt"]
     model = load_model(chosen)
     assert model.norm_first and model.encode(torch.tensor([[1, 2, 3]])).shape == (1, model.hidden_size)
+
+
+def test_the_weight_average_is_what_is_validated_tested_and_exported(tmp_path):
+    """model.ema_decay: the best checkpoint holds the average, its validation score and test metrics are the
+    average's (recomputed outside Lightning), and the raw weights score differently. Lightning alone would test
+    the raw weights after fit: it restores current_model_state into the model for trainer.test too."""
+    from lib.eval import ndcg_at_k
+    from lib.eval.metrics import remove_seen
+    from lib.models.seq import PAD
+    from lib.train.nextitem import load_model
+
+    write_prepared(tmp_path / "processed")
+    cfg = config(tmp_path, "model.ema_decay=0.9", "trainer.max_epochs=3", "trainer.patience=1000", "model.lr=1e-2")
+    metrics, objects = train(cfg)
+    ckpt = torch.load(metrics["best_ckpt"], weights_only=False)
+    raw = ckpt["current_model_state"]
+    assert any(not torch.equal(ckpt["state_dict"][k], raw[k]) for k in raw)
+
+    def score(model, split):
+        hist, target, seen = getattr(objects["datamodule"], f"{split}_set").tensors
+        with torch.no_grad():
+            logits = model.item_logits(model.encode(hist))
+        logits[:, PAD] = -torch.inf
+        return ndcg_at_k(remove_seen(logits, seen), target, 10, exclude=(PAD,)), F.cross_entropy(logits, target).item()
+
+    average = load_model(metrics["best_ckpt"])
+    val_ndcg, _ = score(average, "valid")
+    assert val_ndcg == pytest.approx(metrics[f"best/{cfg.trainer.monitor}"], abs=1e-6)
+    test_ndcg, test_loss = score(average, "test")
+    assert test_ndcg == pytest.approx(metrics["test/history_removed/ndcg@10"], abs=1e-6)
+    assert test_loss == pytest.approx(metrics["test/loss"], rel=1e-5)
+    average.load_state_dict({k[len("model."):]: v for k, v in raw.items()})
+    assert score(average, "test")[1] != pytest.approx(metrics["test/loss"], rel=1e-5)

@@ -45,7 +45,7 @@ PAD = 0
 SEQ_KEYS = ("arch", "size", "sizes", "max_len", "dropout", "attn_dropout", "use_attributes",
             "attn_implementation", "norm_first", "ffn", "ff_mult", "tie_weights", "loss", "n_negatives",
             "negatives", "mask_prob", "lr", "weight_decay", "adam_betas", "lr_schedule", "warmup_steps",
-            "decay_steps", "min_lr_ratio", "ks")
+            "decay_steps", "min_lr_ratio", "ema_decay", "ks")
 
 
 def seq_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,9 +18,10 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
 
 from lib.errors import InputError
@@ -90,6 +91,21 @@ def ended(run_dir: Path) -> dict[str, Any] | None:
     return fit if fit.get("stopped_by") == "early_stopping" and best and (run_dir / best).is_file() else None
 
 
+class EMA(EMAWeightAveraging):
+    """Lightning's EMA of the weights (``model.ema_decay`` per optimiser step), validated, saved and tested.
+
+    Validation swaps the average in; every checkpoint's ``state_dict`` holds the average and
+    ``current_model_state`` the raw weights, so ``best-*.ckpt`` is tested and exported exactly as
+    validated. Lightning restores the raw weights from ``current_model_state`` whenever the callback has
+    an average, which after ``fit`` includes ``trainer.test(ckpt_path=...)``: that would test the raw
+    weights of the best epoch. Only a resumed fit needs them, so other stages keep the average.
+    """
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheckpoint]:
     """A ``lightning.Trainer`` from ``cfg.trainer`` with checkpointing, early stopping and loggers."""
     tcfg = cfg.trainer
@@ -102,6 +118,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheck
     last = ModelCheckpoint(dirpath=run_dir, filename="last", save_top_k=1, enable_version_counter=False)
     callbacks: list[Any] = [best, EarlyStopping(monitor=tcfg.monitor, mode="max", patience=tcfg.patience,
                                                 check_on_train_epoch_end=False), last]
+    if cfg.model.ema_decay is not None:
+        callbacks.append(EMA(decay=float(cfg.model.ema_decay)))
     if tcfg.ckpt_every_n_steps:
         # last-step.ckpt, refreshed mid-epoch so a killed run loses at most N steps; last.ckpt stays the
         # state after the latest validation, and a rerun resumes from whichever is newer (latest_checkpoint)
