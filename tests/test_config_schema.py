@@ -20,7 +20,7 @@ BAD_OVERRIDES = [
     ("causal.semisynth.n_seeds=-1", "causal.semisynth.n_seeds=-1 is out of range", "an int >= 1"),
     ("seed=-3", "seed=-3 is out of range", "an int >= 0"),
     ("model.arch=gpt", "model.arch='gpt' is not a choice", "one of ['sasrec', 'bert4rec']"),
-    ("model.size=huge", "model.size='huge' is not a choice", "one of ['base', 'esasrec', 'small', 'tiny'] (the keys of model.sizes)"),
+    ("model.size=huge", "model.size='huge' is not a choice", "one of ['base', 'esasrec', 'small', 'tiny', 'wide'] (the keys of model.sizes)"),
     ("trainer.precision=16", "trainer.precision=16 is not a choice", "'bf16-mixed'"),
     ("trainer.deterministic=yes", "trainer.deterministic='yes' is a string", "a bool (true or false)"),
     ("causal.cv=true", "causal.cv=true is a bool", "an int >= 2"),
