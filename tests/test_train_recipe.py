@@ -111,6 +111,28 @@ def test_trimming_padding_columns_does_not_change_the_loss(tmp_path, arch):
     assert trimmed.item() == pytest.approx(F.cross_entropy(logits, targets[targets != -100]).item(), rel=1e-5)
 
 
+def test_label_smoothing_hand_computed_over_real_items_only(tmp_path):
+    """model.label_smoothing: (1 - eps) x the target's NLL + eps x the mean NLL of the 30 real items; the
+    padding column gets no mass (torch's own label_smoothing would make the loss infinite there)."""
+    seq = torch.tensor([[0, 0, 4, 9, 2], [3, 17, 30, 1, 5]])
+    losses = {}
+    for eps in (0.0, 0.3):
+        torch.manual_seed(0)  # the same weights for both
+        module = NextItemModule(cfg_dict(tmp_path, "model.dropout=0.0", "model.attn_dropout=0.0",
+                                         f"model.label_smoothing={eps}"), 30).eval()
+        losses[eps] = module.training_loss(seq).item()
+    inputs, targets = seq[:, :-1], seq[:, 1:]
+    keep = (inputs != 0) & (targets != 0)
+    logits = module.model.item_logits(module.model(inputs)[keep])[:, 1:]  # the 30 real items
+    probs = logits.softmax(-1).double()
+    nll = -probs.log()[torch.arange(len(probs)), targets[keep] - 1]
+    assert math.isfinite(losses[0.3])
+    assert losses[0.0] == pytest.approx(nll.mean().item(), rel=1e-5)
+    assert losses[0.3] == pytest.approx((0.7 * nll + 0.3 * -probs.log().mean(-1)).mean().item(), rel=1e-5)
+    with pytest.raises(ValueError, match="model.label_smoothing needs model.loss=ce"):
+        NextItemModule(cfg_dict(tmp_path, "model.loss=sampled", "model.label_smoothing=0.1"), 30)
+
+
 def test_csv_log_has_a_cumulative_wall_clock_that_continues_after_resume(tmp_path):
     write_prepared(tmp_path / "processed")
     first, objects = train(config(tmp_path, "trainer.max_epochs=2", "trainer.run_name=w"))
@@ -152,6 +174,22 @@ def test_best_checkpoint_of_the_new_recipe_is_chosen_by_validation_and_reloads(t
     assert str(chosen) == strong["best_ckpt"]
     model = load_model(chosen)
     assert model.norm_first and model.encode(torch.tensor([[1, 2, 3]])).shape == (1, model.hidden_size)
+
+
+def test_a_checkpoint_from_before_a_knob_existed_loads_with_the_knob_off(tmp_path):
+    """Checkpoints store the model group they were trained with; knobs added later (here label_smoothing and
+    ema_decay) are missing there and take conf/model/default.yaml's values instead of raising a KeyError."""
+    from lib.train.nextitem import load_model
+
+    torch.manual_seed(0)
+    module = NextItemModule(cfg_dict(tmp_path, "model.ema_decay=0.9"), 30)
+    hp = dict(module.hparams)
+    hp["model_cfg"] = {k: v for k, v in hp["model_cfg"].items() if k not in ("label_smoothing", "ema_decay")}
+    torch.save({"hyper_parameters": hp, "state_dict": module.state_dict()}, tmp_path / "old.ckpt")
+    old = load_model(tmp_path / "old.ckpt")
+    history = torch.tensor([[0, 3, 7, 2]])
+    with torch.no_grad():
+        assert torch.equal(old.encode(history), module.model.eval().encode(history))
 
 
 def test_the_weight_average_is_what_is_validated_tested_and_exported(tmp_path):

@@ -43,9 +43,9 @@ ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
 PAD = 0
 # keys of the ``model`` config group that define the sequence model, its loss and its optimiser
 SEQ_KEYS = ("arch", "size", "sizes", "max_len", "dropout", "attn_dropout", "use_attributes",
-            "attn_implementation", "norm_first", "ffn", "ff_mult", "tie_weights", "loss", "n_negatives",
-            "negatives", "mask_prob", "lr", "weight_decay", "adam_betas", "lr_schedule", "warmup_steps",
-            "decay_steps", "min_lr_ratio", "ema_decay", "ks")
+            "attn_implementation", "norm_first", "ffn", "ff_mult", "tie_weights", "loss", "label_smoothing",
+            "n_negatives", "negatives", "mask_prob", "lr", "weight_decay", "adam_betas", "lr_schedule",
+            "warmup_steps", "decay_steps", "min_lr_ratio", "ema_decay", "ks")
 
 
 def seq_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,13 +6,14 @@ negatives drawn once per batch (shared by every position, uniformly or by traini
 popularity, ``model.negatives``), with accidental hits (a negative equal to the target)
 removed, as in gSASRec / eSASRec. SASRec predicts the next item at every non-padding position
 of the training sequence; BERT4Rec replaces a random ``mask_prob`` share of items by
-``[MASK]`` (at least one per sequence) and predicts the originals. The learning rate follows
+``[MASK]`` (at least one per sequence) and predicts the originals. ``model.label_smoothing``
+moves that share of the full-softmax target mass evenly onto all real items. The learning rate follows
 ``model.lr_schedule`` (linear warm-up over ``warmup_steps``, then constant, cosine or linear
 decay to ``min_lr_ratio x lr`` at ``decay_steps``). Validation and test rank *all* items for every user
 (padding and ``[MASK]`` are never candidates; history items stay candidates) and report
 HR@K / NDCG@K for ``model.ks`` plus the cross-entropy of the held-out item; ``history_removed/``
 metrics repeat HR / NDCG with the user's earlier items removed from the candidates, the protocol
-of the published rows (:mod:`lib.eval.metrics`). Early stopping reads the all-items NDCG@10. Metric sums are
+of the published rows (:mod:`lib.eval.metrics`). Early stopping reads ``trainer.monitor``. Metric sums are
 all-reduced across processes before dividing, so DDP reports the exact dataset means.
 """
 from __future__ import annotations
@@ -27,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from lib.config import CONF_DIR
 from lib.eval.metrics import metric_sums, rank_of_target, remove_seen
-from lib.models.seq import PAD, SeqRecModel, build_model, seq_config
+from lib.models.seq import PAD, SEQ_KEYS, SeqRecModel, build_model, seq_config
 
 
 LOSSES = ("ce", "sampled")
@@ -115,6 +117,9 @@ class NextItemModule(L.LightningModule):
             raise ValueError("model.use_attributes=true needs item attributes (item_attributes.parquet)")
         if model_cfg["loss"] not in LOSSES:
             raise ValueError(f"model.loss must be one of {LOSSES}, got {model_cfg['loss']!r}")
+        if model_cfg["label_smoothing"] and model_cfg["loss"] != "ce":
+            raise ValueError("model.label_smoothing needs model.loss=ce (the full softmax); set it to 0.0 "
+                             f"for model.loss={model_cfg['loss']}")
         if model_cfg["negatives"] not in NEGATIVES:
             raise ValueError(f"model.negatives must be one of {NEGATIVES}, got {model_cfg['negatives']!r}")
         self.model: SeqRecModel = build_model(model_cfg, n_items, item_attrs, n_attrs)
@@ -165,7 +170,13 @@ class NextItemModule(L.LightningModule):
             return sampled_softmax_loss(self.model, hidden, targets, self.sample_negatives(seq.device))
         logits = self.model.item_logits(hidden)
         logits[:, PAD] = -torch.inf  # padding is never a next item
-        return F.cross_entropy(logits, targets)
+        eps = float(self.hparams.model_cfg["label_smoothing"])
+        if not eps:
+            return F.cross_entropy(logits, targets)
+        # eps spread uniformly over the real items: torch's own label_smoothing would also put mass on
+        # padding, whose log-probability is -inf
+        logp = logits.log_softmax(-1)
+        return (1.0 - eps) * F.nll_loss(logp, targets) - eps * logp[:, PAD + 1:].mean(-1).mean()
 
     def training_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.training_loss(batch[0])
@@ -257,10 +268,16 @@ class NextItemModule(L.LightningModule):
 
 
 def load_model(ckpt_path: str | Path, map_location: str = "cpu") -> SeqRecModel:
-    """The trained :class:`SeqRecModel` of a checkpoint written by :func:`lib.train.run.train`."""
+    """The trained :class:`SeqRecModel` of a checkpoint written by :func:`lib.train.run.train`.
+
+    A checkpoint saved before a knob of the model group existed gets that knob's value in
+    ``conf/model/default.yaml``, which is the behaviour from before the knob (each is added switched off).
+    """
     ckpt = torch.load(ckpt_path, map_location=map_location, weights_only=False)
     hp = ckpt["hyper_parameters"]
     attrs = torch.zeros(hp["attr_shape"], dtype=torch.long) if hp["attr_shape"] else None
-    module = NextItemModule(hp["model_cfg"], hp["n_items"], attrs, hp["n_attrs"])
+    defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "default.yaml"))
+    model_cfg = {**{k: defaults[k] for k in SEQ_KEYS if k not in hp["model_cfg"]}, **hp["model_cfg"]}
+    module = NextItemModule(model_cfg, hp["n_items"], attrs, hp["n_attrs"])
     module.load_state_dict(ckpt["state_dict"])
     return module.model.eval()
