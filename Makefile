@@ -9,6 +9,12 @@ MAKEFLAGS += --no-print-directory
 # `make -j2 paper`), spinning made five 200-tree HistGradientBoosting fits take 582 s instead of 3.2 s.
 # It changes scheduling only, never a number.
 export OMP_WAIT_POLICY ?= PASSIVE
+# glibc malloc serves every allocation from its heap and keeps what is freed (no mmap, no trim under 4 GiB).
+# A full-softmax training step allocates and frees ~100 MB of logits and gradients; by default those come
+# from fresh mmap pages, so a paper-preset Sports step page-faulted ~140,000 times and a third to a half of
+# its time went to the kernel. PyTorch's CPU performance guide makes the same case for jemalloc / tcmalloc;
+# this needs no extra library. Memory is reused, never shared, so no number changes. `make bench` measures it.
+export GLIBC_TUNABLES ?= glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296
 
 VENV    ?= .venv
 PY      := $(VENV)/bin/python

@@ -144,6 +144,55 @@ def test_csv_log_has_a_cumulative_wall_clock_that_continues_after_resume(tmp_pat
     assert (series > 0).all() and (series[1:] > series[:-1]).all()   # resumed clock starts where it stopped
 
 
+ALLOCATOR_PROBE = """
+import json, resource, sys, torch
+from lib.train.nextitem import NextItemModule
+cfg = json.loads(sys.argv[1])
+torch.manual_seed(0)
+module = NextItemModule(cfg, 20000)
+opt = torch.optim.AdamW(module.parameters(), lr=1e-2)
+seq = torch.randint(1, 20001, (64, 21))
+losses = []
+for step in range(8):
+    if step == 3:  # the first steps grow the heap (and the optimiser state): count from the fourth on
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    loss = module.training_loss(seq)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    losses.append(loss.item())
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(json.dumps([losses, sum(float(p.double().sum()) for p in module.parameters()), faults]))
+"""
+
+
+def test_the_makefiles_allocator_setting_takes_effect_and_changes_no_number(tmp_path):
+    """GLIBC_TUNABLES of the Makefile: the same losses and weights bit for bit, and the step's large logits stop
+    page-faulting afresh (glibc ignores a misspelt tunable silently, so the fault count is what shows it works)."""
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    root = Path(__file__).resolve().parents[1]
+    tunables = re.search(r"^export GLIBC_TUNABLES \?= (\S+)$", (root / "Makefile").read_text(), re.M).group(1)
+    cfg = json.dumps(OmegaConf.to_container(config(tmp_path, "model.size=tiny", "model.max_len=20").model,
+                                            resolve=True))
+    runs = {}
+    for name, value in (("default", None), ("makefile", tunables)):
+        env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+        env.update({"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", **({"GLIBC_TUNABLES": value} if value else {})})
+        out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE, cfg], env=env, cwd=root, check=True,
+                             capture_output=True, text=True).stdout
+        runs[name] = json.loads(out.strip().splitlines()[-1])
+    assert runs["makefile"][:2] == runs["default"][:2]
+    assert runs["makefile"][2] * 20 < runs["default"][2], (runs["makefile"][2], runs["default"][2])
+
+
 def test_training_flops_hand_computed(tmp_path):
     from lib.bench.train_bench import train_flops_per_sequence
 

@@ -14,6 +14,9 @@ over tensors), then ``sdpa`` attention, then dropping all-padding columns per ba
 fused AdamW kernel (the current code path), then bf16 autocast on the CPU. It reports
 sequences/s, the implied seconds per Beauty epoch (22,363 users) and achieved model FLOP/s from
 :func:`train_flops_per_sequence` (analytic; MFU needs a peak, which a shared CPU does not have).
+:func:`allocator_table` runs the current code path once with glibc's default malloc and once with the
+Makefile's ``GLIBC_TUNABLES`` (freed memory stays in the heap instead of returning to the kernel, so a
+step's large logits no longer page-fault afresh), each in its own process.
 
 Knobs: ``conf/bench/train.yaml``; ``python -m lib.bench.train_bench [--preset P] [-o key=value ...]
 [--steps N]`` prints both tables.
@@ -21,6 +24,11 @@ Knobs: ``conf/bench/train.yaml``; ``python -m lib.bench.train_bench [--preset P]
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -170,6 +178,45 @@ def _recipe_rate(cfg, module: NextItemModule, dm: SeqDataModule, steps: int, war
     return _timed_steps(dm.train_dataloader(), step, steps, warmup)
 
 
+def _current_rate(bcfg: DictConfig) -> tuple[float, float]:
+    """Steps/s and minor page faults per step of the current code path (the chain's fused-AdamW row)."""
+    cfg = compose(bcfg.preset, list(bcfg.overrides))
+    if cfg.trainer.cpu_threads:
+        torch.set_num_threads(int(cfg.trainer.cpu_threads))
+    module, dm = synthetic_module(cfg, int(bcfg.recipe.n_users), int(bcfg.recipe.n_items), cfg.seed, beauty_like=True)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    rate = _recipe_rate(cfg, module, dm, int(bcfg.steps), int(bcfg.recipe.warmup), True, True, False)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    return rate, faults / (int(bcfg.steps) + int(bcfg.recipe.warmup))
+
+
+def allocator_table(bcfg: DictConfig, argv: list[str]) -> pd.DataFrame | None:
+    """The current code path with glibc's default malloc and with the Makefile's ``GLIBC_TUNABLES``.
+
+    glibc reads its tunables at process start, so each side is a fresh process (``--allocator-probe``),
+    alternating, best of ``rounds``. ``None`` outside ``make bench`` (no ``GLIBC_TUNABLES`` to compare).
+    """
+    tunables = os.environ.get("GLIBC_TUNABLES")
+    if not tunables:
+        return None
+    sides = {"glibc malloc defaults": None, f"GLIBC_TUNABLES={tunables} (Makefile)": tunables}
+    best = {what: (0.0, float("nan")) for what in sides}
+    for _ in range(int(bcfg.rounds)):
+        for what, value in sides.items():
+            env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+            if value is not None:
+                env["GLIBC_TUNABLES"] = value
+            out = subprocess.run([sys.executable, "-m", "lib.bench.train_bench", *argv, "--allocator-probe"],
+                                 env=env, check=True, capture_output=True, text=True).stdout
+            rate, faults = json.loads(out.strip().splitlines()[-1])
+            if rate > best[what][0]:
+                best[what] = (rate, faults)
+    batch = compose(bcfg.preset, list(bcfg.overrides)).trainer.batch_size
+    first = best["glibc malloc defaults"][0]
+    return pd.DataFrame([{"what": what, "sequences/s": r * batch, "s per Beauty epoch": BEAUTY_USERS / (r * batch),
+                          "minor page faults/step": f, "speed-up": r / first} for what, (r, f) in best.items()])
+
+
 def recipe_table(bcfg: DictConfig) -> pd.DataFrame:
     """Sequences/s, seconds per Beauty epoch and model FLOP/s of the speed-work chain (see module doc)."""
     preset, base, steps, rounds = bcfg.preset, list(bcfg.overrides), int(bcfg.steps), int(bcfg.rounds)
@@ -240,7 +287,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--preset", help="override the config's base preset")
     parser.add_argument("-o", "--override", action="append", dest="overrides", help="Hydra override (repeatable)")
     parser.add_argument("--steps", type=int, help="override the config's timed steps")
-    bcfg = knobs("train", parser.parse_args(argv), ("preset", "overrides", "steps"))
+    parser.add_argument("--allocator-probe", action="store_true",
+                        help="print [steps/s, minor faults/step] of the current code path as JSON (allocator_table)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    bcfg = knobs("train", args, ("preset", "overrides", "steps"))
+    if args.allocator_probe:
+        print(json.dumps(_current_rate(bcfg)))
+        return pd.DataFrame()
     table = run(bcfg)
     print(f"sequence-model training throughput ({table.attrs['setup']})")
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
@@ -248,6 +301,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print(f"speed work, plain training loop ({recipe.attrs['setup']}); no GPU on this machine, so no bf16 "
           "GPU throughput or MFU (achieved / peak bf16 FLOP/s) is measured")
     print(recipe.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    alloc = allocator_table(bcfg, [a for a in (sys.argv[1:] if argv is None else argv)])
+    if alloc is None:
+        print("allocator: GLIBC_TUNABLES is unset (it comes from the Makefile): run `make bench` to compare")
+    else:
+        print("memory allocator, the current code path above, one process per side:")
+        print(alloc.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
     return table
 
 
