@@ -46,6 +46,7 @@ from lib.train.datamodule import SeqDataModule
 from lib.train.nextitem import NextItemModule
 
 BEAUTY_USERS = 22363     # users of the S3-Rec Beauty file (one training sequence each per epoch)
+SPORTS_USERS = 35598     # users of the S3-Rec Sports file
 BEAUTY_MEAN_LENGTH = 8.9  # mean items per user there (5-core): 3 + 5.9 on average
 
 
@@ -90,13 +91,16 @@ def lightning_rate(cfg, steps: int, warmup: int, n_users: int, n_items: int) -> 
     return steps / (timer.end - timer.start)
 
 
-def _timed_steps(loader, step, steps: int, warmup: int, sync=None) -> float:
-    """Optimiser steps per second of ``step(batch)`` over ``steps`` steps after ``warmup`` untimed ones."""
+def _timed_steps(loader, step, steps: int, warmup: int, sync=None, on_start=None) -> float:
+    """Optimiser steps per second of ``step(batch)`` over ``steps`` steps after ``warmup`` untimed ones
+    (``on_start()`` is called when the clock starts)."""
     done, epoch, start = 0, 0, None
     while done < warmup + steps:
         loader.sampler.set_epoch(epoch)
         for (seq,) in loader:
             if done == warmup:
+                if on_start is not None:
+                    on_start()
                 start = time.perf_counter()
             step(seq)
             done += 1
@@ -160,7 +164,7 @@ def train_flops_per_sequence(model_cfg, n_items: int, tokens: float, targets: fl
 
 
 def _recipe_rate(cfg, module: NextItemModule, dm: SeqDataModule, steps: int, warmup: int, trim: bool,
-                 fused: bool, bf16: bool) -> float:
+                 fused: bool, bf16: bool, on_start=None) -> float:
     """Plain-loop optimiser steps per second of one variant (CPU)."""
     module.train()
     mcfg = module.hparams.model_cfg
@@ -175,23 +179,24 @@ def _recipe_rate(cfg, module: NextItemModule, dm: SeqDataModule, steps: int, war
         torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.trainer.gradient_clip_val or float("inf"))
         opt.step()
 
-    return _timed_steps(dm.train_dataloader(), step, steps, warmup)
+    return _timed_steps(dm.train_dataloader(), step, steps, warmup, on_start=on_start)
 
 
 def _current_rate(bcfg: DictConfig) -> tuple[float, float]:
-    """Steps/s and minor page faults per step of the current code path (the chain's fused-AdamW row)."""
-    cfg = compose(bcfg.preset, list(bcfg.overrides))
+    """Steps/s and minor page faults per timed step of the current code path on ``bcfg.allocator``'s recipe."""
+    acfg = bcfg.allocator
+    cfg = compose(acfg.preset, list(acfg.overrides))
     if cfg.trainer.cpu_threads:
         torch.set_num_threads(int(cfg.trainer.cpu_threads))
-    module, dm = synthetic_module(cfg, int(bcfg.recipe.n_users), int(bcfg.recipe.n_items), cfg.seed, beauty_like=True)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    rate = _recipe_rate(cfg, module, dm, int(bcfg.steps), int(bcfg.recipe.warmup), True, True, False)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    return rate, faults / (int(bcfg.steps) + int(bcfg.recipe.warmup))
+    module, dm = synthetic_module(cfg, int(acfg.n_users), int(acfg.n_items), cfg.seed, beauty_like=True)
+    faults: list[int] = []  # at the first timed step: the warm-up grows the heap
+    rate = _recipe_rate(cfg, module, dm, int(bcfg.steps), int(acfg.warmup), True, True, False,
+                        on_start=lambda: faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt))
+    return rate, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults[0]) / int(bcfg.steps)
 
 
 def allocator_table(bcfg: DictConfig, argv: list[str]) -> pd.DataFrame | None:
-    """The current code path with glibc's default malloc and with the Makefile's ``GLIBC_TUNABLES``.
+    """The current code path (``bcfg.allocator``'s recipe) with glibc's default malloc and with ``GLIBC_TUNABLES``.
 
     glibc reads its tunables at process start, so each side is a fresh process (``--allocator-probe``),
     alternating, best of ``rounds``. ``None`` outside ``make bench`` (no ``GLIBC_TUNABLES`` to compare).
@@ -211,9 +216,9 @@ def allocator_table(bcfg: DictConfig, argv: list[str]) -> pd.DataFrame | None:
             rate, faults = json.loads(out.strip().splitlines()[-1])
             if rate > best[what][0]:
                 best[what] = (rate, faults)
-    batch = compose(bcfg.preset, list(bcfg.overrides)).trainer.batch_size
+    batch = compose(bcfg.allocator.preset, list(bcfg.allocator.overrides)).trainer.batch_size
     first = best["glibc malloc defaults"][0]
-    return pd.DataFrame([{"what": what, "sequences/s": r * batch, "s per Beauty epoch": BEAUTY_USERS / (r * batch),
+    return pd.DataFrame([{"what": what, "sequences/s": r * batch, "s per Sports epoch": SPORTS_USERS / (r * batch),
                           "minor page faults/step": f, "speed-up": r / first} for what, (r, f) in best.items()])
 
 
@@ -305,7 +310,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if alloc is None:
         print("allocator: GLIBC_TUNABLES is unset (it comes from the Makefile): run `make bench` to compare")
     else:
-        print("memory allocator, the current code path above, one process per side:")
+        a = bcfg.allocator
+        print(f"memory allocator, the current code path on preset {a.preset} {list(a.overrides)}, "
+              f"{a.n_items} items, steps={bcfg.steps} (+{a.warmup} warm-up), one process per side, best of {bcfg.rounds}:")
         print(alloc.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
     return table
 
