@@ -294,7 +294,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--steps", type=int, help="override the config's timed steps")
     parser.add_argument("--allocator-probe", action="store_true",
                         help="print [steps/s, minor faults/step] of the current code path as JSON (allocator_table)")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
     bcfg = knobs("train", args, ("preset", "overrides", "steps"))
     if args.allocator_probe:
         print(json.dumps(_current_rate(bcfg)))
@@ -306,7 +307,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print(f"speed work, plain training loop ({recipe.attrs['setup']}); no GPU on this machine, so no bf16 "
           "GPU throughput or MFU (achieved / peak bf16 FLOP/s) is measured")
     print(recipe.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-    alloc = allocator_table(bcfg, [a for a in (sys.argv[1:] if argv is None else argv)])
+    alloc = allocator_table(bcfg, argv)
     if alloc is None:
         print("allocator: GLIBC_TUNABLES is unset (it comes from the Makefile): run `make bench` to compare")
     else:
