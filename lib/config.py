@@ -16,6 +16,7 @@ with its expected sha256. The registries of :mod:`lib.causal` work the same way:
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
@@ -42,6 +43,9 @@ DATASET_KEYS = ("title", "format", "files", "sha256")   # what every data-set fi
 
 if not OmegaConf.has_resolver("repo_root"):
     OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+
+
+_HYDRA = threading.Lock()
 
 
 def compose(preset: str = "smoke", overrides: Iterable[str] = ()) -> DictConfig:
@@ -75,21 +79,24 @@ def compose(preset: str = "smoke", overrides: Iterable[str] = ()) -> DictConfig:
     available = sorted(p.stem for p in (CONF_DIR / "preset").glob("*.yaml"))
     if preset not in available:
         raise ValueError(f"unknown preset {preset!r}; choose one of {available} (files in {CONF_DIR / 'preset'})")
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            base = [f"preset={preset}", *overrides]
-            # every option of an entry group is an entry (on the search path, hydra.searchpath included)
-            loader = GlobalHydra.instance().config_loader()
-            entries = {group: loader.get_group_options(group, config_name="config", overrides=base)
-                       for group in ENTRY_GROUPS}
-            bad = [name for name in entries[DATASETS_GROUP] if not DATASET_NAME.fullmatch(name)]
-            if bad:
-                raise ValueError(f"data-set file names {bad} (in {DATASETS_GROUP}/) must be letters, digits and '-': "
-                                 "the name appears in metric keys (ate.semisynth_<name>_<setting>); rename the file")
-            cfg = hydra_compose(config_name="config", overrides=[
-                *(f"+{group}@{ENTRY_GROUPS[group]}.{name}={name}" for group, names in entries.items() for name in names),
-                *base])
+        with _HYDRA:    # Hydra's state is global to the process; lib.train.run.launch_many composes from threads
+            GlobalHydra.instance().clear()
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                base = [f"preset={preset}", *overrides]
+                # every option of an entry group is an entry (on the search path, hydra.searchpath included)
+                loader = GlobalHydra.instance().config_loader()
+                entries = {group: loader.get_group_options(group, config_name="config", overrides=base)
+                           for group in ENTRY_GROUPS}
+                bad = [name for name in entries[DATASETS_GROUP] if not DATASET_NAME.fullmatch(name)]
+                if bad:
+                    raise ValueError(f"data-set file names {bad} (in {DATASETS_GROUP}/) must be letters, digits and "
+                                     "'-': the name appears in metric keys (ate.semisynth_<name>_<setting>); rename "
+                                     "the file")
+                cfg = hydra_compose(config_name="config", overrides=[
+                    *(f"+{group}@{ENTRY_GROUPS[group]}.{name}={name}"
+                      for group, names in entries.items() for name in names),
+                    *base])
     except ConfigCompositionException as exc:
         raise explain_unknown_override(exc, CONF_DIR, preset, overrides) from exc
     try:

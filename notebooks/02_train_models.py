@@ -26,29 +26,37 @@ from lib.eval.baselines import ItemKNN, Popularity, evaluate
 from lib.io import write_json
 from lib.report.artefacts import record_metrics, register
 from lib.train.plots import add_test_points, label, read_curves
-from lib.train.run import PROTOCOLS, launch, published_rows, results_row
+from lib.train.run import PROTOCOLS, launch_many, published_rows, results_row
 
 ks = tuple(cfg.model.ks)
 print("next-item data sets:", titles(cfg, cfg.trainer.datasets) or "none")
-rows, runs, curves = [], {}, []
+rows, runs, curves, jobs, n_users = [], {}, [], [], {}
 for dataset in cfg.trainer.datasets:
     sequences, _, meta = load_prepared(cfg, dataset)
+    n_users[dataset] = meta["n_users"]
     for name, baseline in (("popularity", Popularity()), ("itemknn", ItemKNN(cfg.model.knn_neighbours))):
         scores = evaluate(baseline, sequences, meta["n_items"], "test", ks)
         rows += [{**results_row(dataset, name, scores, ks, "", protocol), "source": "this study"}
                  for protocol in PROTOCOLS]
-    for arch in cfg.model.compare:
-        if dataset not in (cfg.model.compare_datasets or {}).get(arch, [dataset]):
-            continue
-        out = run_dir / "runs" / f"{dataset}__{arch}.json"
-        metrics = launch(preset, [*overrides, f"trainer.dataset={dataset}", f"model.arch={arch}"], out)
-        runs[f"{dataset}/{arch}"] = metrics
-        rows += [{**results_row(dataset, arch, metrics, ks, "test/", protocol), "source": "this study"}
-                 for protocol in PROTOCOLS]
-        monitor = cfg.trainer.monitor
-        curves.append(add_test_points(read_curves(metrics["run_dir"], monitor, dataset=dataset, model=arch), metrics,
-                                      monitor, dataset=dataset, model=arch))
-        print(f"{dataset} {arch}: {metrics['epochs']} epochs, {metrics['wall_s']:.0f}s, best {metrics['best_ckpt']}")
+    jobs += [(dataset, arch) for arch in cfg.model.compare
+             if dataset in (cfg.model.compare_datasets or {}).get(arch, [dataset])]
+
+# %%
+# `trainer.concurrent_runs` trainings side by side, the biggest data set first, so that its long runs
+# start at once and the small ones fill the other core; tables keep the order of trainer.datasets
+order = sorted(jobs, key=lambda job: -n_users[job[0]])
+trained = launch_many(preset, [([*overrides, f"trainer.dataset={dataset}", f"model.arch={arch}"],
+                                run_dir / "runs" / f"{dataset}__{arch}.json") for dataset, arch in order],
+                      cfg.trainer.concurrent_runs)
+done = dict(zip(order, trained))
+for dataset, arch in jobs:
+    metrics = runs[f"{dataset}/{arch}"] = done[dataset, arch]
+    rows += [{**results_row(dataset, arch, metrics, ks, "test/", protocol), "source": "this study"}
+             for protocol in PROTOCOLS]
+    monitor = cfg.trainer.monitor
+    curves.append(add_test_points(read_curves(metrics["run_dir"], monitor, dataset=dataset, model=arch), metrics,
+                                  monitor, dataset=dataset, model=arch))
+    print(f"{dataset} {arch}: {metrics['epochs']} epochs, {metrics['wall_s']:.0f}s, best {metrics['best_ckpt']}")
 write_json(run_dir / "nextitem_runs.json", runs)
 ours = len(rows)
 rows += published_rows(list(cfg.report.published_nextitem), list(cfg.trainer.datasets), ks)
@@ -58,13 +66,12 @@ print(results.round(4).to_string(index=False) if rows else "no next-item data se
 
 # %%
 for dataset, table in results.groupby("dataset", sort=False):
-    n_users = load_prepared(cfg, dataset)[2]["n_users"]
     published = ("" if (table["source"] == "this study").all() else
                  " Rows whose source is not this study are published results on the same S3-Rec files and "
                  "leave-one-out split (conf/report published_nextitem; blank = not reported), compare them with "
                  "the 'history removed' rows.")
     register(run_dir, f"nextitem_{dataset}", "table", table.reset_index(drop=True),
-             caption=f"Next-item results on {titles(cfg, [dataset])} ({n_users} users): leave-one-out test "
+             caption=f"Next-item results on {titles(cfg, [dataset])} ({n_users[dataset]} users): leave-one-out test "
                      "item ranked against the whole catalogue (no sampled negatives, ties counted against the "
                      "model), under two protocols: 'all items' keeps the user's earlier items as candidates "
                      "(the study's headline); 'history removed' drops them, as the published evaluation code "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ from lib.train.nextitem import NextItemModule
 # trainer keys that do not change what is learned: a run keeps its folder (and resumes) when
 # only these differ, e.g. a longer max_epochs continues the same run
 _NOT_IN_RUN_ID = ("enable_progress_bar", "cpu_threads", "num_workers", "resume", "run_name", "log_every_n_steps",
-                  "max_epochs", "max_steps", "patience", "ckpt_every_n_steps", "eval_batch_size", "datasets", "fsdp")
+                  "max_epochs", "max_steps", "patience", "ckpt_every_n_steps", "eval_batch_size", "datasets", "fsdp",
+                  "concurrent_runs")
 TRAINER_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision", "accumulate_grad_batches",
                 "max_epochs", "max_steps", "gradient_clip_val", "val_check_interval", "log_every_n_steps",
                 "enable_progress_bar", "deterministic")
@@ -196,7 +198,8 @@ class TrainingFailed(RuntimeError):
     """A training subprocess died, was killed or wrote no metrics; the message names its log."""
 
 
-def launch(preset: str, overrides: list[str], out: str | Path, timeout: float | None = None) -> dict[str, Any]:
+def launch(preset: str, overrides: list[str], out: str | Path, timeout: float | None = None,
+           stop: threading.Event | None = None) -> dict[str, Any]:
     """Run ``python -m lib.train`` in a subprocess and return its metrics JSON.
 
     Notebooks use this because a Jupyter kernel cannot host DDP worker processes; the command
@@ -209,7 +212,8 @@ def launch(preset: str, overrides: list[str], out: str | Path, timeout: float | 
     TrainingFailed
         ``training of <dataset>/<arch> failed (exit code N[, killed by SIGNAL]), log: <path>``
         followed by the end of the log, when the process exits non-zero, is killed (from outside,
-        or after ``timeout`` seconds) or exits without writing ``out``.
+        after ``timeout`` seconds, or once ``stop`` is set: `launch_many` sets it when another run
+        fails) or exits without writing ``out``.
     """
     import signal
     import subprocess
@@ -230,12 +234,25 @@ def launch(preset: str, overrides: list[str], out: str | Path, timeout: float | 
         fh.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
         fh.flush()
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=fh, stderr=subprocess.STDOUT)
-        why = ""
+        why, deadline = "", None if timeout is None else time.monotonic() + timeout
         try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code, why = proc.wait(), f" after the {timeout:g} s timeout"
+            while True:
+                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+                if stop is not None:        # wake every half second to see a stop from another thread
+                    left = 0.5 if left is None else min(0.5, left)
+                try:
+                    code = proc.wait(timeout=left)
+                    break
+                except subprocess.TimeoutExpired:
+                    if stop is not None and stop.is_set():
+                        why = " because another run failed or the caller was stopped"
+                    elif deadline is not None and time.monotonic() >= deadline:
+                        why = f" after the {timeout:g} s timeout"
+                    else:
+                        continue
+                    proc.kill()
+                    code = proc.wait()
+                    break
         except BaseException:          # Ctrl-C / SIGTERM of the notebook: do not leave training running
             proc.kill()
             proc.wait()
@@ -250,6 +267,38 @@ def launch(preset: str, overrides: list[str], out: str | Path, timeout: float | 
     tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
     raise TrainingFailed(f"training of {cfg.trainer.dataset}/{cfg.model.arch} failed ({status}), log: {log}\n"
                          f"command: {' '.join(cmd)}\n--- end of the log ---\n{tail}")
+
+
+def launch_many(preset: str, jobs: list[tuple[list[str], str | Path]], workers: int) -> list[dict[str, Any]]:
+    """`launch` each ``(overrides, out)`` of ``jobs``, ``workers`` subprocesses at a time, in the order given.
+
+    With ``trainer.cpu_threads`` 1 a training uses one core, so on a 2-core machine two runs side by
+    side take about half the wall clock of one after the other. Each run writes its own checkpoint
+    folder and log, so the numbers do not depend on ``workers``. The first failure kills the runs
+    still going (a rerun resumes them from their last checkpoint), cancels those not started, and
+    is raised; so does an interrupt of the caller.
+
+    Returns
+    -------
+    list of dict
+        The metrics of each job, in the order of ``jobs``.
+    """
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(launch, preset, overrides, out, None, stop) for overrides, out in jobs]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:      # the failure that came first, not a run it stopped
+                if future in done and future.exception() is not None:
+                    raise future.exception()
+        except BaseException:
+            stop.set()
+            for future in futures:
+                future.cancel()
+            raise
+    return [future.result() for future in futures]
 
 
 #: next-item evaluation protocols: table label -> metric-key infix (lib.eval.metrics)
