@@ -91,6 +91,27 @@ def test_rerun_resumes_a_finished_run_without_training_again(prepared, every):
     assert longer["start_step"] == first["global_step"] and longer["global_step"] > first["global_step"]
 
 
+def test_bf16_mixed_precision_trains_with_gradient_clipping(prepared):
+    """Lightning refuses to clip the gradients of a fused AdamW under mixed precision (the GPU recipe:
+    trainer.precision=bf16-mixed with gradient_clip_val 1); bf16 autocast runs on the CPU too."""
+    cfg = config(prepared, "trainer.precision=bf16-mixed", "trainer.max_epochs=2")
+    assert cfg.trainer.gradient_clip_val > 0
+    metrics, objects = train(cfg)
+    assert metrics["global_step"] > 0 and 0 <= metrics["test/ndcg@10"] <= 1
+    opt = objects["trainer"].optimizers[0]
+    assert not opt.defaults["fused"] and opt.defaults["foreach"]
+
+
+def test_max_time_stops_fitting_tests_the_best_checkpoint_and_a_longer_budget_continues(prepared):
+    args = ("trainer.max_epochs=10000", "trainer.patience=10000")
+    first, _ = train(config(prepared, *args, "trainer.max_time=00:00:00:02"))
+    assert first["stopped_by"] == "time_limit" and 0 < first["epochs"] < 9999
+    assert 0 <= first["test/ndcg@10"] <= 1 and first["best_ckpt"]
+    longer, _ = train(config(prepared, *args, "trainer.max_time=00:00:00:04"))  # same run (max_time not in its name)
+    assert longer["run_name"] == first["run_name"] and longer["stopped_by"] == "time_limit"
+    assert longer["start_step"] > 0 and longer["global_step"] > first["global_step"]
+
+
 def test_a_run_that_early_stopping_ended_stays_ended(prepared):
     """Rerunning a finished notebook must test the same checkpoint: Lightning alone resumes an early-stopped
     run from its newer mid-epoch checkpoint (last-step.ckpt) and trains another epoch (8 -> 12 steps here),

@@ -208,9 +208,13 @@ class NextItemModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.hparams.model_cfg
-        # fused: one kernel for all parameters (CPU and CUDA) instead of a Python loop over tensors
+        # fused: one kernel for all parameters (CPU and CUDA) instead of a Python loop over tensors. Under mixed
+        # precision Lightning refuses to clip a fused optimizer's gradients (it cannot unscale fp16 gradients
+        # first), so there the multi-tensor (foreach) kernels do the update in a few launches instead
+        trainer = getattr(self, "_trainer", None)    # None when called outside a Trainer (lib.bench)
+        mixed = trainer is not None and str(trainer.precision).endswith("-mixed")
         opt = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-                                betas=tuple(cfg["adam_betas"]), fused=True)
+                                betas=tuple(cfg["adam_betas"]), fused=not mixed, foreach=True if mixed else None)
         decay = cfg["decay_steps"]
         if cfg["lr_schedule"] != "constant" and decay is None:
             decay = int(self.trainer.estimated_stepping_batches)

@@ -19,7 +19,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import FSDPStrategy
 from lightning.pytorch.trainer.states import TrainerFn
@@ -34,10 +34,10 @@ from lib.train.nextitem import NextItemModule
 # trainer keys that do not change what is learned: a run keeps its folder (and resumes) when
 # only these differ, e.g. a longer max_epochs continues the same run
 _NOT_IN_RUN_ID = ("enable_progress_bar", "cpu_threads", "num_workers", "resume", "run_name", "log_every_n_steps",
-                  "max_epochs", "max_steps", "patience", "ckpt_every_n_steps", "eval_batch_size", "datasets", "fsdp",
-                  "concurrent_runs")
+                  "max_epochs", "max_steps", "max_time", "patience", "ckpt_every_n_steps", "eval_batch_size",
+                  "datasets", "fsdp", "concurrent_runs")
 TRAINER_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision", "accumulate_grad_batches",
-                "max_epochs", "max_steps", "gradient_clip_val", "val_check_interval", "log_every_n_steps",
+                "max_epochs", "max_steps", "max_time", "gradient_clip_val", "val_check_interval", "log_every_n_steps",
                 "enable_progress_bar", "deterministic")
 
 
@@ -170,7 +170,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         early = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
         last = latest_checkpoint(run_dir)
         best_path = best.best_model_path or (str(last) if last is not None else None)
-        fit = {"stopped_by": "early_stopping" if early.stopped_epoch else "epoch_or_step_limit",
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        stopped_by = ("early_stopping" if early.stopped_epoch else
+                      "time_limit" if timer is not None and timer.time_remaining() <= 0 else "epoch_or_step_limit")
+        fit = {"stopped_by": stopped_by,
                "patience": int(cfg.trainer.patience), "epochs": int(trainer.current_epoch),
                "global_step": int(trainer.global_step), "best_ckpt": Path(best_path).name if best_path else None,
                "best_score": float(best.best_model_score) if best.best_model_score is not None else None}
