@@ -8,7 +8,8 @@ from lib.data.hillstrom import CHANNELS, ZIP_CODES
 
 
 #: transformer-block knobs for tests that build a SeqRecModel directly: conf/model/default.yaml with eager attention
-SEQ_BLOCK = dict(attn_implementation="eager", norm_first=False, ffn="gelu", ff_mult=4, tie_weights=True)
+SEQ_BLOCK = dict(attn_implementation="eager", norm_first=False, ffn="gelu", ff_mult=4, tie_weights=True,
+                 logit_multiple=1)
 
 
 def generated_sequences(n_users: int = 3000, n_items: int = 300, n_attrs: int = 12, seed: int = 0):

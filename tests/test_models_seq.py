@@ -138,3 +138,22 @@ def test_untied_head_scores_with_its_own_table():
     assert torch.allclose(m.candidate_logits(h, torch.tensor([3, 7])), expected[:, [3, 7]], atol=1e-6)
     with pytest.raises(ValueError, match="ffn"):
         make("sasrec", ffn="tanh")
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_logit_multiple_pads_the_product_and_changes_no_score_loss_or_gradient(tie):
+    """31 logit columns (30 items + padding) scored over a table padded to 64 rows: the same numbers."""
+    plain, padded = make("sasrec", tie_weights=tie).train(), make("sasrec", tie_weights=tie, logit_multiple=64).train()
+    padded.load_state_dict(plain.state_dict())   # same weights (same seed anyway); no parameter was added
+    targets = torch.tensor([5, 9])
+    grads = []
+    for m in (plain, padded):
+        logits = m.item_logits(m.encode(HIST))
+        assert logits.shape == (2, 31) and logits.is_contiguous()
+        loss = torch.nn.functional.cross_entropy(logits, targets)
+        m.zero_grad()
+        loss.backward()
+        grads.append((logits.detach(), loss.detach(), m.output_table.weight.grad.clone(), m.output_bias.grad.clone()))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert grads[0][2][31:].abs().sum() == 0      # rows past the scored ids ([MASK]) get no gradient either way

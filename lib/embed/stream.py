@@ -44,7 +44,7 @@ def encode_parquet(model: nn.Module, path: str | Path, max_len: int, read_rows: 
     >>> from lib.models.seq import SeqRecModel
     >>> m = SeqRecModel(n_items=9, arch="sasrec", hidden=8, layers=1, heads=2, max_len=4, dropout=0.0,
     ...                 attn_dropout=0.0, attn_implementation="sdpa", norm_first=True, ffn="relu", ff_mult=1,
-    ...                 tie_weights=True)
+    ...                 tie_weights=True, logit_multiple=1)
     >>> f = Path(tempfile.mkdtemp()) / "s.parquet"
     >>> pd.DataFrame({"user_id": [3, 5, 7], "items": [[1, 2, 3, 4], [5, 6, 7], [8, 9, 1, 2, 3]]}).to_parquet(f)
     >>> ids, emb = encode_parquet(m, f, 4, read_rows=2, batch_size=2)

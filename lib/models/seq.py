@@ -22,7 +22,7 @@ Examples
 >>> import torch
 >>> m = SeqRecModel(n_items=20, arch="sasrec", hidden=16, layers=1, heads=2, max_len=6, dropout=0.1,
 ...                 attn_dropout=0.1, attn_implementation="sdpa", norm_first=True, ffn="relu", ff_mult=1,
-...                 tie_weights=True)
+...                 tie_weights=True, logit_multiple=1)
 >>> m.encode(torch.tensor([[0, 0, 3, 4, 5, 6]])).shape
 torch.Size([1, 16])
 >>> m.item_logits(m.encode(torch.tensor([[0, 0, 3, 4, 5, 6]]))).shape
@@ -45,7 +45,7 @@ PAD = 0
 SEQ_KEYS = ("arch", "size", "sizes", "max_len", "dropout", "attn_dropout", "use_attributes",
             "attn_implementation", "norm_first", "ffn", "ff_mult", "tie_weights", "loss", "label_smoothing",
             "n_negatives", "negatives", "mask_prob", "lr", "weight_decay", "adam_betas", "lr_schedule",
-            "warmup_steps", "decay_steps", "min_lr_ratio", "ema_decay", "ks")
+            "warmup_steps", "decay_steps", "min_lr_ratio", "ema_decay", "ks", "logit_multiple")
 
 
 def seq_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -159,12 +159,14 @@ class SeqRecModel(nn.Module):
 
     def __init__(self, n_items: int, *, arch: str, hidden: int, layers: int, heads: int, max_len: int,
                  dropout: float, attn_dropout: float, attn_implementation: str, norm_first: bool, ffn: str,
-                 ff_mult: int, tie_weights: bool, item_attrs: torch.Tensor | None = None, n_attrs: int = 0) -> None:
+                 ff_mult: int, tie_weights: bool, logit_multiple: int, item_attrs: torch.Tensor | None = None,
+                 n_attrs: int = 0) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"model.arch must be one of {ARCHS}, got {arch!r}")
         self.arch, self.n_items, self.max_len = arch, int(n_items), int(max_len)
         self.mask_id = self.n_items + 1
+        self.logit_multiple = int(logit_multiple)
         self.norm_first, self.hidden = bool(norm_first), int(hidden)
         self.items = nn.Embedding(self.n_items + 2, hidden, padding_idx=PAD)
         self.positions = nn.Embedding(self.max_len, hidden)
@@ -246,9 +248,18 @@ class SeqRecModel(nn.Module):
         return self.final_norm(x)
 
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Scores over ids ``0..n_items``. Column 0 is padding: mask it before ranking."""
-        weight = self.output_table.weight[: self.n_items + 1]
-        return hidden @ weight.T + self.output_bias[: self.n_items + 1]
+        """Scores over ids ``0..n_items``. Column 0 is padding: mask it before ranking.
+
+        With ``logit_multiple`` > 1 the product runs over the table padded with zero rows to a multiple of
+        it, and the extra columns are dropped: the same scores, but a matrix product whose output width the
+        GPU's bf16 kernels accept (Sports' 18,358 columns made bf16 training 6.5x slower than 18,368).
+        """
+        n = self.n_items + 1
+        weight = self.output_table.weight[:n]
+        if self.logit_multiple > 1:
+            padded = F.pad(weight, (0, 0, 0, -n % self.logit_multiple))
+            return (hidden @ padded.T)[..., :n] + self.output_bias[:n]
+        return hidden @ weight.T + self.output_bias[:n]
 
     def candidate_logits(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores ``[N, C]`` of the candidate ids ``items`` (``[C]``, shared) for ``hidden`` ``[N, H]``."""
@@ -292,5 +303,5 @@ def build_model(model_cfg: Mapping[str, Any], n_items: int, item_attrs: torch.Te
         attn_dropout=model_cfg["attn_dropout"], item_attrs=item_attrs if use_attrs else None,
         n_attrs=n_attrs if use_attrs else 0, attn_implementation=model_cfg["attn_implementation"],
         norm_first=model_cfg["norm_first"], ffn=model_cfg["ffn"], ff_mult=model_cfg["ff_mult"],
-        tie_weights=model_cfg["tie_weights"],
+        tie_weights=model_cfg["tie_weights"], logit_multiple=model_cfg["logit_multiple"],
     )
