@@ -18,12 +18,17 @@ sequences/s, the implied seconds per Beauty epoch (22,363 users) and achieved mo
 Makefile's ``GLIBC_TUNABLES`` (freed memory stays in the heap instead of returning to the kernel, so a
 step's large logits no longer page-fault afresh), each in its own process.
 
+On a CUDA GPU, :func:`gpu_table` trains the paper recipe in fp32 and in bf16 autocast at several batch sizes and
+reports sequences/s, seconds per Sports epoch and model FLOPs utilisation (MFU: achieved model FLOP/s over the
+chip's peak dense bf16 FLOP/s).
+
 Knobs: ``conf/bench/train.yaml``; ``python -m lib.bench.train_bench [--preset P] [-o key=value ...]
-[--steps N]`` prints both tables.
+[--steps N] [--tables throughput recipe allocator gpu]`` prints the tables.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -101,6 +106,8 @@ def _timed_steps(loader, step, steps: int, warmup: int, sync=None, on_start=None
             if done == warmup:
                 if on_start is not None:
                     on_start()
+                if sync is not None:    # the warm-up steps' device work must not fall into the timed window
+                    sync()
                 start = time.perf_counter()
             step(seq)
             done += 1
@@ -164,22 +171,75 @@ def train_flops_per_sequence(model_cfg, n_items: int, tokens: float, targets: fl
 
 
 def _recipe_rate(cfg, module: NextItemModule, dm: SeqDataModule, steps: int, warmup: int, trim: bool,
-                 fused: bool, bf16: bool, on_start=None) -> float:
-    """Plain-loop optimiser steps per second of one variant (CPU)."""
-    module.train()
+                 fused: bool, bf16: bool, on_start=None, device: str = "cpu") -> float:
+    """Plain-loop optimiser steps per second of one variant on ``device`` ("cpu" or "cuda")."""
+    module.to(device).train()
     mcfg = module.hparams.model_cfg
     opt = torch.optim.AdamW(module.parameters(), lr=mcfg["lr"], weight_decay=mcfg["weight_decay"],
                             betas=tuple(mcfg["adam_betas"]), fused=fused, foreach=False if not fused else None)
 
     def step(seq: torch.Tensor) -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = module.training_loss(seq, trim=trim)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            loss = module.training_loss(seq.to(device, non_blocking=True), trim=trim)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.trainer.gradient_clip_val or float("inf"))
         opt.step()
 
-    return _timed_steps(dm.train_dataloader(), step, steps, warmup, on_start=on_start)
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    return _timed_steps(dm.train_dataloader(), step, steps, warmup, sync, on_start=on_start)
+
+
+def matmul_tflops(n: int, repeats: int) -> float:
+    """bf16 TFLOP/s of an ``n x n x n`` matrix product on random data on the GPU (CUDA events, after 3 warm-ups):
+    the rate this chip attains in practice, beside its datasheet peak."""
+    a, b = (torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(repeats):
+        a @ b
+    end.record()
+    torch.cuda.synchronize()
+    return 2 * n ** 3 * repeats / (start.elapsed_time(end) / 1e3) / 1e12
+
+
+def gpu_table(bcfg: DictConfig) -> pd.DataFrame | None:
+    """The paper recipe's training throughput on a CUDA GPU, fp32 and bf16 autocast, at ``bcfg.gpu.batch_sizes``
+    and ``model.logit_multiple`` in ``bcfg.gpu.logit_multiples``.
+
+    Sequences/s of the plain loop (the current code path) on Sports-sized synthetic data, the seconds of one
+    Sports epoch at that rate, model TFLOP/s from :func:`train_flops_per_sequence` and model FLOPs utilisation:
+    against the chip's datasheet dense bf16 peak (``bcfg.gpu.peak_bf16_tflops`` by device name; NaN for a chip not
+    listed) and against the bf16 matrix-product rate measured in the same run. ``None`` without a GPU.
+    """
+    if not torch.cuda.is_available():
+        return None
+    g = bcfg.gpu
+    name = torch.cuda.get_device_name()
+    peak = float(g.peak_bf16_tflops.get(name, float("nan")))
+    measured = matmul_tflops(int(g.matmul_n), int(g.matmul_repeats))
+    rows = []
+    for batch, multiple, bf16 in itertools.product(g.batch_sizes, g.logit_multiples, (False, True)):
+        cfg = compose(g.preset, [*g.overrides, f"trainer.batch_size={batch}", f"model.logit_multiple={multiple}"])
+        module, dm = synthetic_module(cfg, int(g.n_users), int(g.n_items), cfg.seed, beauty_like=True)
+        rate = _recipe_rate(cfg, module, dm, int(g.steps), int(g.warmup), True, True, bf16, device="cuda")
+        seqs = dm.train_set.tensors[0]
+        real = float((seqs[:, :-1] != 0).sum(1).float().mean())
+        tflops = rate * int(batch) * train_flops_per_sequence(cfg.model, int(g.n_items), real, real) / 1e12
+        rows.append({"precision": "bf16 autocast" if bf16 else "fp32", "batch": int(batch),
+                     "logit_multiple": int(multiple),
+                     "sequences/s": rate * int(batch), "s per Sports epoch": SPORTS_USERS / (rate * int(batch)),
+                     "model TFLOP/s": tflops, "MFU % (datasheet bf16 peak)": 100 * tflops / peak,
+                     "% of measured matmul rate": 100 * tflops / measured})
+        del module, dm
+        torch.cuda.empty_cache()
+    table = pd.DataFrame(rows)
+    table.attrs["setup"] = (f"{name}: datasheet dense bf16 peak {peak:g} TFLOP/s, measured {measured:.0f} TFLOP/s "
+                            f"({g.matmul_n}^3 bf16 matmul); preset {g.preset} {list(g.overrides)}, "
+                            f"{g.n_items} items, Beauty-like lengths, steps={g.steps} (+{g.warmup} warm-up)")
+    return table
 
 
 def _current_rate(bcfg: DictConfig) -> tuple[float, float]:
@@ -287,11 +347,15 @@ def run(bcfg: DictConfig) -> pd.DataFrame:
     return table
 
 
+TABLES = ("throughput", "recipe", "allocator", "gpu")
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(prog="python -m lib.bench.train_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--preset", help="override the config's base preset")
     parser.add_argument("-o", "--override", action="append", dest="overrides", help="Hydra override (repeatable)")
     parser.add_argument("--steps", type=int, help="override the config's timed steps")
+    parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), help="tables to measure")
     parser.add_argument("--allocator-probe", action="store_true",
                         help="print [steps/s, minor faults/step] of the current code path as JSON (allocator_table)")
     argv = sys.argv[1:] if argv is None else argv
@@ -300,21 +364,33 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if args.allocator_probe:
         print(json.dumps(_current_rate(bcfg)))
         return pd.DataFrame()
-    table = run(bcfg)
-    print(f"sequence-model training throughput ({table.attrs['setup']})")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-    recipe = recipe_table(bcfg)
-    print(f"speed work, plain training loop ({recipe.attrs['setup']}); no GPU on this machine, so no bf16 "
-          "GPU throughput or MFU (achieved / peak bf16 FLOP/s) is measured")
-    print(recipe.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-    alloc = allocator_table(bcfg, argv)
-    if alloc is None:
-        print("allocator: GLIBC_TUNABLES is unset (it comes from the Makefile): run `make bench` to compare")
-    else:
-        a = bcfg.allocator
-        print(f"memory allocator, the current code path on preset {a.preset} {list(a.overrides)}, "
-              f"{a.n_items} items, steps={bcfg.steps} (+{a.warmup} warm-up), one process per side, best of {bcfg.rounds}:")
-        print(alloc.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    fmt = {"index": False, "float_format": lambda v: f"{v:,.2f}"}
+    table = pd.DataFrame()
+    if "throughput" in args.tables:
+        table = run(bcfg)
+        print(f"sequence-model training throughput ({table.attrs['setup']})")
+        print(table.to_string(**fmt))
+    if "recipe" in args.tables:
+        recipe = recipe_table(bcfg)
+        print(f"speed work, plain training loop on the CPU ({recipe.attrs['setup']})")
+        print(recipe.to_string(**fmt))
+    if "allocator" in args.tables:
+        alloc = allocator_table(bcfg, argv)
+        if alloc is None:
+            print("allocator: GLIBC_TUNABLES is unset (it comes from the Makefile): run `make bench` to compare")
+        else:
+            a = bcfg.allocator
+            print(f"memory allocator, the current code path on preset {a.preset} {list(a.overrides)}, "
+                  f"{a.n_items} items, steps={bcfg.steps} (+{a.warmup} warm-up), one process per side, "
+                  f"best of {bcfg.rounds}:")
+            print(alloc.to_string(**fmt))
+    if "gpu" in args.tables:
+        gpu = gpu_table(bcfg)
+        if gpu is None:
+            print("gpu: no CUDA device here, so no bf16 GPU throughput or MFU (achieved / peak bf16 FLOP/s)")
+        else:
+            print(f"GPU training, plain loop ({gpu.attrs['setup']})")
+            print(gpu.to_string(**fmt))
     return table
 
 
