@@ -110,6 +110,8 @@ def test_max_time_stops_fitting_tests_the_best_checkpoint_and_a_longer_budget_co
     longer, _ = train(config(prepared, *args, "trainer.max_time=00:00:00:04"))  # same run (max_time not in its name)
     assert longer["run_name"] == first["run_name"] and longer["stopped_by"] == "time_limit"
     assert longer["start_step"] > 0 and longer["global_step"] > first["global_step"]
+    with pytest.raises(InputError, match=r"trainer\.max_time.*'2h' is not DD:HH:MM:SS.*00:02:00:00"):
+        train(config(prepared, *args, "trainer.max_time=2h"))
 
 
 def test_a_run_that_early_stopping_ended_stays_ended(prepared):

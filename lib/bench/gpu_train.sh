@@ -8,9 +8,9 @@
 #   OUT=gpu_out bash lib/bench/gpu_train.sh [MAX_TIME, DD:HH:MM:SS, default 00:00:05:00]
 # ACCEL=cpu RUNS="s_bf16" runs a subset on the CPU (a check of this script); BENCH=0 skips the table; EXTRA_RUNS=
 # "name:override override;name2:..." adds runs (fp32, or a trainer.precision among the overrides) and RUNS="" keeps
-# only those. Runs go to run names gpu_<name>, so
-# they never resume a CPU run of the same config. deterministic=false: CUDA's deterministic kernels are
-# optional for a timing and quality check, and some raise without CUBLAS_WORKSPACE_CONFIG.
+# only those. Runs go to run names gpu_<name>, so they never resume a CPU run of the same config.
+# deterministic=false: CUDA's deterministic kernels are optional for a timing and quality check, and some raise
+# without CUBLAS_WORKSPACE_CONFIG.
 set -u
 OUT=${OUT:-gpu_out}
 MAX_TIME=${1:-00:00:05:00}

@@ -191,6 +191,12 @@ def _recipe_rate(cfg, module: NextItemModule, dm: SeqDataModule, steps: int, war
     return _timed_steps(dm.train_dataloader(), step, steps, warmup, sync, on_start=on_start)
 
 
+def _real_inputs(dm: SeqDataModule) -> float:
+    """Mean real (non-padding) SASRec input tokens per training sequence; each predicts its successor."""
+    seqs = dm.train_set.tensors[0]
+    return float((seqs[:, :-1] != 0).sum(1).float().mean())
+
+
 def matmul_tflops(n: int, repeats: int) -> float:
     """bf16 TFLOP/s of an ``n x n x n`` matrix product on random data on the GPU (CUDA events, after 3 warm-ups):
     the rate this chip attains in practice, beside its datasheet peak."""
@@ -226,8 +232,7 @@ def gpu_table(bcfg: DictConfig) -> pd.DataFrame | None:
         cfg = compose(g.preset, [*g.overrides, f"trainer.batch_size={batch}", f"model.logit_multiple={multiple}"])
         module, dm = synthetic_module(cfg, int(g.n_users), int(g.n_items), cfg.seed, beauty_like=True)
         rate = _recipe_rate(cfg, module, dm, int(g.steps), int(g.warmup), True, True, bf16, device="cuda")
-        seqs = dm.train_set.tensors[0]
-        real = float((seqs[:, :-1] != 0).sum(1).float().mean())
+        real = _real_inputs(dm)
         tflops = rate * int(batch) * train_flops_per_sequence(cfg.model, int(g.n_items), real, real) / 1e12
         rows.append({"precision": "bf16 autocast" if bf16 else "fp32", "batch": int(batch),
                      "logit_multiple": int(multiple),
@@ -304,8 +309,7 @@ def recipe_table(bcfg: DictConfig) -> pd.DataFrame:
             variant = compose(preset, [*base, f"model.attn_implementation={attn}", f"model.logit_multiple={multiple}"])
             module, dm = synthetic_module(variant, n_users, n_items, cfg.seed, beauty_like=True)
             rates[what] = max(rates[what], _recipe_rate(variant, module, dm, steps, warmup, trim, fused, bf16))
-    seqs = dm.train_set.tensors[0]
-    real = float((seqs[:, :-1] != 0).sum(1).float().mean())          # SASRec input tokens per sequence
+    real = _real_inputs(dm)
     flops = train_flops_per_sequence(cfg.model, n_items, real, real)  # every real input predicts its successor
     first = rates[chain[0][0]]
     rows = [{"what": what, "sequences/s": r * cfg.trainer.batch_size,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -111,6 +112,10 @@ class EMA(EMAWeightAveraging):
 def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheckpoint]:
     """A ``lightning.Trainer`` from ``cfg.trainer`` with checkpointing, early stopping and loggers."""
     tcfg = cfg.trainer
+    if tcfg.max_time is not None and not re.fullmatch(r"\d+:\d\d:\d\d:\d\d", str(tcfg.max_time)):
+        # Lightning would fail deep inside its Timer with "invalid literal for int()"
+        raise InputError("conf/trainer (trainer.max_time)", None, f"{tcfg.max_time!r} is not DD:HH:MM:SS",
+                         "write e.g. trainer.max_time=00:02:00:00 for two hours, or null for no cap")
     best = ModelCheckpoint(dirpath=run_dir, filename="best-{epoch}-{step}", monitor=tcfg.monitor, mode="max",
                            save_top_k=1, auto_insert_metric_name=False)
     # last.ckpt after every validation: with save_last=True Lightning refreshes it only when `best` saves a new
