@@ -62,6 +62,15 @@ def test_training_sweep_keeps_checkpoints_and_embeddings_in_its_run_folder(tmp_p
     for per_notebook in run.chain_overrides:
         assert f"paths.embeddings={own}/embeddings" in per_notebook
         assert f"paths.checkpoints={own}/checkpoints" in per_notebook
+    # shared_paths: the study's checkpoint folders (keyed by the training config) are reused, embeddings stay private
+    path.write_text(path.read_text() + "shared_paths: [checkpoints]\n")
+    run = expand(load_sweep(path), root=tmp_path / "out", code_version=CODE)[0]
+    for per_notebook in run.chain_overrides:
+        assert f"paths.embeddings={own}/embeddings" in per_notebook
+        assert not [o for o in per_notebook if o.startswith("paths.checkpoints=")]
+    path.write_text(path.read_text().replace("[checkpoints]", "[checkpoint]"))
+    with pytest.raises(ValueError, match=r"shared_paths \['checkpoint'\] are not paths\.\* keys"):
+        expand(load_sweep(path), root=tmp_path / "out", code_version=CODE)
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (REPO_ROOT / "conf" / "sweep").glob("*.yaml")))

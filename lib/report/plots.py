@@ -6,6 +6,8 @@ Each takes the long-format frame written by :func:`lib.sweep.summary.summarise` 
 """
 from __future__ import annotations
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")  # headless and deterministic: the report never opens a window
@@ -69,5 +71,59 @@ def ablation_bars(df: pd.DataFrame) -> plt.Figure:
     if len(series) > 1:
         ax.legend(fontsize=7, frameon=False)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+_NDCG = re.compile(r"nextitem\.(?P<ds>[a-z0-9_]+)\.history_removed\.ndcg@10")
+_BIAS = re.compile(r"ate\.semisynth_(?P<ds>[a-z0-9_]+)\.seq_pretrained\.(?P<est>[^.]+)\.(?P<m>abs_bias|bias_mcse)")
+
+
+def predictor_confounder(df: pd.DataFrame) -> plt.Figure:
+    """|ATE bias| (±1.96 Monte-Carlo SE) against the encoder's next-item NDCG@10, one panel per data set.
+
+    ``x`` names the encoder (e.g. ``sasrec``); the series are ``nextitem.<dataset>.history_removed.ndcg@10``
+    and ``ate.semisynth_<dataset>.seq_pretrained.<estimator>.{abs_bias,bias_mcse}`` (the sweep's
+    ``series_strip`` removes the encoder from the next-item names). One line per estimator joins the encoders.
+
+    Examples
+    --------
+    >>> rows = [(a, s, v) for a, n, b in (("sasrec", 0.059, 0.02), ("bert4rec", 0.041, 0.05))
+    ...         for s, v in (("nextitem.beauty.history_removed.ndcg@10", n),
+    ...                      ("ate.semisynth_beauty.seq_pretrained.ols.abs_bias", b),
+    ...                      ("ate.semisynth_beauty.seq_pretrained.ols.bias_mcse", 0.01))]
+    >>> fig = predictor_confounder(pd.DataFrame(rows, columns=["x", "series", "mean"]))
+    >>> [(c.get_label(), c.lines[0].get_xydata().round(3).tolist()) for c in fig.axes[0].containers]
+    [('OLS', [[0.041, 0.05], [0.059, 0.02]])]
+    """
+    from lib.causal.plots import label
+
+    ndcg, bias = {}, {}
+    for row in df.itertuples():
+        if m := _NDCG.fullmatch(str(row.series)):
+            ndcg[m["ds"], str(row.x)] = float(row.mean)
+        elif m := _BIAS.fullmatch(str(row.series)):
+            bias[m["ds"], m["est"], str(row.x), m["m"]] = float(row.mean)
+    datasets = list(dict.fromkeys(ds for ds, _ in ndcg))
+    if not datasets:
+        raise ValueError("predictor_confounder: no nextitem.<dataset>.history_removed.ndcg@10 series")
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        encoders = sorted((x for d, x in ndcg if d == ds), key=lambda x: ndcg[ds, x])
+        for est in dict.fromkeys(e for d, e, _, _ in bias if d == ds):
+            pts = [(ndcg[ds, x], bias[ds, est, x, "abs_bias"], 1.96 * bias.get((ds, est, x, "bias_mcse"), np.nan))
+                   for x in encoders if (ds, est, x, "abs_bias") in bias]
+            xs, ys, err = (list(v) for v in zip(*pts))
+            ax.errorbar(xs, ys, yerr=np.nan_to_num(err), marker="o", capsize=3, label=label(est))
+        for x in encoders:
+            ax.annotate({"sasrec": "SASRec", "bert4rec": "BERT4Rec"}.get(x, x), (ndcg[ds, x], 0), xytext=(0, 4),
+                        textcoords="offset points", ha="center", fontsize=8, xycoords=("data", "axes fraction"))
+        ax.set_title(ds.capitalize())
+        ax.set_xlabel("encoder's next-item NDCG@10 (test)")
+        ax.margins(x=0.15)
+        ax.set_ylabel("|ATE bias| with pretrained user vectors")
+        ax.grid(alpha=0.3)
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig

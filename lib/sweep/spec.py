@@ -15,13 +15,19 @@ notebook and any override)::
     seeds: [0, 1, 2]                     # or {start: 0, count: 20}; each point x each seed
     notebook_dir: notebooks              # relative to the repository root
     summary: {...}                       # how notebook 05 tabulates the sweep (lib.sweep.summary)
+    shared_paths: [checkpoints]          # paths.* kept where the study has them (see below)
 
 Each run is identified by the sha256 of its resolved config (without the machine
 dependent ``paths`` group), the notebook chain, the code version and the data checksums.
 ``__RUN_DIR__`` in an override value is replaced by the run's folder (e.g.
 ``paths.processed=__RUN_DIR__/processed`` keeps a run's re-prepared data private), and
 ``paths.*`` entries that point into an earlier notebook of the chain are redirected into
-the run folder automatically (:func:`chain_overrides`).
+the run folder automatically (:func:`chain_overrides`), except those named in ``shared_paths``.
+Sharing ``checkpoints`` is safe because a next-item training's folder is named by a hash of
+everything that shapes its weights (:func:`lib.train.run.run_name`): a run whose model and trainer
+config the study's notebook 02 has trained tests that checkpoint again instead of retraining, and
+any other config trains into a folder of its own. Two runs of one sweep that train the same config
+must then not run at once (``jobs=1``), or they would write the same folder.
 
 A changed knob, commit or data file therefore gives a new run folder, and an unchanged
 run is found again and skipped.
@@ -44,7 +50,7 @@ from lib.provenance import data_checksums
 
 SWEEP_DIR = CONF_DIR / "sweep"
 KNOWN_KEYS = {"description", "notebooks", "preset", "overrides", "grid", "runs", "seeds", "notebook_dir",
-              "summary", "launcher"}
+              "summary", "launcher", "shared_paths"}
 RUN_DIR = "__RUN_DIR__"  # placeholder in override values, replaced by the run's folder
 _PLAIN = re.compile(r"^[\w.\-/@:+]+$")
 
@@ -64,6 +70,7 @@ class SweepSpec:
     description: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     launcher: dict[str, Any] = field(default_factory=dict)
+    shared_paths: tuple[str, ...] = ()   # paths.* keys a chain does not redirect into its run folder
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,7 @@ def load_sweep(name_or_path: str | Path) -> SweepSpec:
         description=str(raw.get("description", "")),
         summary=dict(raw.get("summary") or {}),
         launcher=dict(raw.get("launcher") or {}),
+        shared_paths=tuple(str(k) for k in raw.get("shared_paths") or ()),
     )
 
 
@@ -198,19 +206,26 @@ def run_hash(cfg: DictConfig, notebooks: Iterable[str], overrides: Iterable[str]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def chain_overrides(cfg: DictConfig, notebooks: tuple[str, ...], run_dir: Path) -> tuple[tuple[str, ...], ...]:
+def chain_overrides(cfg: DictConfig, notebooks: tuple[str, ...], run_dir: Path,
+                    shared: tuple[str, ...] = ()) -> tuple[tuple[str, ...], ...]:
     """Per notebook, ``paths.*`` overrides that keep a run's outputs inside its folder.
 
     A ``paths`` entry whose default lives under ``<paths.results>/<notebook>/`` for this or
     an earlier notebook of the chain is redirected to ``<run_dir>/<notebook>/``: notebook 02
     of a run writes its checkpoints and embeddings there (not into the study's own
     ``results/<preset>/02_train_models``), and notebook 03 of the same run reads them.
+    Entries named in ``shared`` stay where they are.
     """
+    unknown = sorted(set(shared) - set(cfg.paths))
+    if unknown:
+        raise ValueError(f"shared_paths {unknown} are not paths.* keys; known: {sorted(cfg.paths)}")
     results = str(cfg.paths.results).rstrip("/")
     out = []
     for i in range(len(notebooks)):
         extra = []
         for key, value in cfg.paths.items():
+            if key in shared:
+                continue
             for earlier in notebooks[:i + 1]:
                 prefix = f"{results}/{earlier}"
                 if str(value) == prefix or str(value).startswith(prefix + "/"):
@@ -255,7 +270,7 @@ def expand(spec: SweepSpec, preset: str | None = None, root: str | Path | None =
         overrides = tuple(o.replace(RUN_DIR, str(run_dir)) for o in overrides)
         runs.append(Run(sweep=spec.name, preset=preset, notebooks=spec.notebooks, overrides=overrides,
                         params=params, hash=digest, run_dir=run_dir, notebook_dir=spec.notebook_dir,
-                        chain_overrides=chain_overrides(cfg, spec.notebooks, run_dir)))
+                        chain_overrides=chain_overrides(cfg, spec.notebooks, run_dir, spec.shared_paths)))
     hashes = [r.hash for r in runs]
     if len(set(hashes)) != len(hashes):
         dup = sorted({h[:16] for h in hashes if hashes.count(h) > 1})
