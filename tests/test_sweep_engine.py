@@ -68,8 +68,13 @@ def test_training_sweep_keeps_checkpoints_and_embeddings_in_its_run_folder(tmp_p
     for per_notebook in run.chain_overrides:
         assert f"paths.embeddings={own}/embeddings" in per_notebook
         assert not [o for o in per_notebook if o.startswith("paths.checkpoints=")]
-    path.write_text(path.read_text().replace("[checkpoints]", "[checkpoint]"))
-    with pytest.raises(ValueError, match=r"shared_paths \['checkpoint'\] are not paths\.\* keys"):
+    path.write_text(path.read_text().replace("[checkpoints]", "checkpoints"))   # one key without brackets
+    assert load_sweep(path).shared_paths == ("checkpoints",)
+    path.write_text(path.read_text().replace("shared_paths: checkpoints", "shared_paths: {a: 1}"))
+    with pytest.raises(ValueError, match=r"train_chain\.yaml: shared_paths must list paths\.\* keys"):
+        load_sweep(path)
+    path.write_text(path.read_text().replace("{a: 1}", "[checkpoint]"))
+    with pytest.raises(ValueError, match=r"sweep 'train_chain': shared_paths \['checkpoint'\] are not paths\.\* keys"):
         expand(load_sweep(path), root=tmp_path / "out", code_version=CODE)
 
 

@@ -134,6 +134,16 @@ def _seeds(raw: Any, where: str) -> tuple[int, ...]:
     raise ValueError(f"{where}: seeds must be an int, a list or {{start, count}}, got {raw!r}")
 
 
+def _shared_paths(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return (raw,)
+    if isinstance(raw, list) and all(isinstance(k, str) for k in raw):
+        return tuple(raw)
+    raise ValueError(f"{where}: shared_paths must list paths.* keys, e.g. [checkpoints], got {raw!r}")
+
+
 def load_sweep(name_or_path: str | Path) -> SweepSpec:
     """Read ``conf/sweep/<name>.yaml`` (or a YAML file path) into a :class:`SweepSpec`."""
     path = Path(name_or_path)
@@ -169,7 +179,7 @@ def load_sweep(name_or_path: str | Path) -> SweepSpec:
         description=str(raw.get("description", "")),
         summary=dict(raw.get("summary") or {}),
         launcher=dict(raw.get("launcher") or {}),
-        shared_paths=tuple(str(k) for k in raw.get("shared_paths") or ()),
+        shared_paths=_shared_paths(raw.get("shared_paths"), str(path)),
     )
 
 
@@ -216,9 +226,6 @@ def chain_overrides(cfg: DictConfig, notebooks: tuple[str, ...], run_dir: Path,
     ``results/<preset>/02_train_models``), and notebook 03 of the same run reads them.
     Entries named in ``shared`` stay where they are.
     """
-    unknown = sorted(set(shared) - set(cfg.paths))
-    if unknown:
-        raise ValueError(f"shared_paths {unknown} are not paths.* keys; known: {sorted(cfg.paths)}")
     results = str(cfg.paths.results).rstrip("/")
     out = []
     for i in range(len(notebooks)):
@@ -254,6 +261,10 @@ def expand(spec: SweepSpec, preset: str | None = None, root: str | Path | None =
         raise ValueError(f"sweep {spec.name!r} names no preset; pass --preset")
     code_version = code_version or checkout_code_version()
     base = compose(preset, spec.overrides)
+    unknown = sorted(set(spec.shared_paths) - set(base.paths))
+    if unknown:
+        raise ValueError(f"sweep {spec.name!r}: shared_paths {unknown} are not paths.* keys; known: "
+                         f"{sorted(base.paths)} (fix shared_paths in its sweep file)")
     root = Path(root) if root is not None else Path(base.paths.results) / "sweeps" / spec.name
     checksum_cache: dict[str, dict[str, str]] = {}
     runs = []
