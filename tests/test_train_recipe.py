@@ -133,6 +133,58 @@ def test_label_smoothing_hand_computed_over_real_items_only(tmp_path):
         NextItemModule(cfg_dict(tmp_path, "model.loss=sampled", "model.label_smoothing=0.1"), 30)
 
 
+def test_train_remove_history_hand_computed_sasrec(tmp_path):
+    """model.train_remove_history: each position's softmax runs over the 30 real items minus the items
+    before its target (a repeat of the target stays the target); with label smoothing the smoothed mass
+    spreads over those candidates only."""
+    seq = torch.tensor([[0, 4, 9, 4, 2], [3, 17, 30, 1, 5]])
+    # per kept position (row-major): target and the earlier items that are not candidates
+    expected = [(9, {4}), (4, {9}), (2, {4, 9}),
+                (17, {3}), (30, {3, 17}), (1, {3, 17, 30}), (5, {3, 17, 30, 1})]
+    losses = {}
+    for eps in (0.0, 0.2):
+        torch.manual_seed(0)
+        module = NextItemModule(cfg_dict(tmp_path, "model.dropout=0.0", "model.attn_dropout=0.0",
+                                         "model.train_remove_history=true", f"model.label_smoothing={eps}"), 30).eval()
+        losses[eps] = module.training_loss(seq).item()
+    inputs, targets = seq[:, :-1], seq[:, 1:]
+    logits = module.model.item_logits(module.model(inputs)[(inputs != 0) & (targets != 0)]).double()
+    nll, smooth = [], []
+    for row, (target, removed) in zip(logits, expected):
+        cands = [i for i in range(1, 31) if i not in removed]
+        logp = row[cands].log_softmax(-1)
+        nll.append(-logp[cands.index(target)].item())
+        smooth.append(-logp.mean().item())
+    assert losses[0.0] == pytest.approx(sum(nll) / 7, rel=1e-5)
+    assert losses[0.2] == pytest.approx(sum(0.8 * a + 0.2 * b for a, b in zip(nll, smooth)) / 7, rel=1e-5)
+    torch.manual_seed(0)
+    plain = NextItemModule(cfg_dict(tmp_path, "model.dropout=0.0", "model.attn_dropout=0.0"), 30).eval()
+    assert plain.training_loss(seq).item() > losses[0.0] + 1e-3   # the knob is not a no-op
+    with pytest.raises(ValueError, match="model.train_remove_history needs model.loss=ce"):
+        NextItemModule(cfg_dict(tmp_path, "model.loss=sampled", "model.train_remove_history=true"), 30)
+
+
+def test_train_remove_history_bert4rec_removes_items_before_each_masked_position(tmp_path):
+    torch.manual_seed(0)
+    module = NextItemModule(cfg_dict(tmp_path, "model.arch=bert4rec", "model.dropout=0.0", "model.attn_dropout=0.0",
+                                     "model.train_remove_history=true", "model.mask_prob=0.5"), 30).eval()
+    seq = torch.tensor([[0, 0, 6, 8, 6, 12], [5, 7, 3, 11, 2, 9]])
+    torch.manual_seed(3)
+    loss = module.training_loss(seq).item()
+    torch.manual_seed(3)
+    items = seq[:, 1:]
+    inputs, targets = module._masked_inputs(items)
+    hidden = module.model(inputs)
+    nll = []
+    for b, t in (targets != -100).nonzero().tolist():
+        removed = set(items[b, :t].tolist()) - {0, int(targets[b, t])}
+        cands = [i for i in range(1, 31) if i not in removed]
+        logp = module.model.item_logits(hidden[b, t]).double()[cands].log_softmax(-1)
+        nll.append(-logp[cands.index(int(targets[b, t]))].item())
+    assert len(nll) >= 3
+    assert loss == pytest.approx(sum(nll) / len(nll), rel=1e-5)
+
+
 def test_csv_log_has_a_cumulative_wall_clock_that_continues_after_resume(tmp_path):
     write_prepared(tmp_path / "processed")
     first, objects = train(config(tmp_path, "trainer.max_epochs=2", "trainer.run_name=w"))

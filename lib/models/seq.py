@@ -44,8 +44,8 @@ PAD = 0
 # keys of the ``model`` config group that define the sequence model, its loss and its optimiser
 SEQ_KEYS = ("arch", "size", "sizes", "max_len", "dropout", "attn_dropout", "use_attributes",
             "attn_implementation", "norm_first", "ffn", "ff_mult", "tie_weights", "loss", "label_smoothing",
-            "n_negatives", "negatives", "mask_prob", "lr", "weight_decay", "adam_betas", "lr_schedule",
-            "warmup_steps", "decay_steps", "min_lr_ratio", "ema_decay", "ks", "logit_multiple")
+            "train_remove_history", "n_negatives", "negatives", "mask_prob", "lr", "weight_decay", "adam_betas",
+            "lr_schedule", "warmup_steps", "decay_steps", "min_lr_ratio", "ema_decay", "ks", "logit_multiple")
 
 
 def seq_config(model_cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,9 @@ popularity, ``model.negatives``), with accidental hits (a negative equal to the 
 removed, as in gSASRec / eSASRec. SASRec predicts the next item at every non-padding position
 of the training sequence; BERT4Rec replaces a random ``mask_prob`` share of items by
 ``[MASK]`` (at least one per sequence) and predicts the originals. ``model.label_smoothing``
-moves that share of the full-softmax target mass evenly onto all real items. The learning rate follows
+moves that share of the full-softmax target mass evenly onto all candidate items. ``model.train_remove_history``
+leaves the user's earlier items (those before the target's position, other than the target itself) out of
+the full softmax, as the ``history_removed/`` evaluation below leaves them out of the candidates. The learning rate follows
 ``model.lr_schedule`` (linear warm-up over ``warmup_steps``, then constant, cosine or linear
 decay to ``min_lr_ratio x lr`` at ``decay_steps``). Validation and test rank *all* items for every user
 (padding and ``[MASK]`` are never candidates; history items stay candidates) and report
@@ -74,6 +76,19 @@ def sampled_softmax_loss(model: SeqRecModel, hidden: torch.Tensor, targets: torc
     return F.cross_entropy(logits, torch.zeros_like(targets))
 
 
+def earlier_items(items: torch.Tensor, inclusive: bool) -> torch.Tensor:
+    """``[B, T, T]``: row ``t`` of sequence ``b`` holds ``items[b, :t]`` (``:t + 1`` when ``inclusive``), then padding.
+
+    >>> earlier_items(torch.tensor([[0, 4, 7]]), inclusive=False).tolist()
+    [[[0, 0, 0], [0, 0, 0], [0, 4, 0]]]
+    >>> earlier_items(torch.tensor([[0, 4, 7]]), inclusive=True)[0, 2].tolist()
+    [0, 4, 7]
+    """
+    pos = torch.arange(items.shape[1], device=items.device)
+    before = pos[None, :] <= pos[:, None] if inclusive else pos[None, :] < pos[:, None]
+    return torch.where(before[None], items[:, None, :], PAD)
+
+
 def trim_padding(seq: torch.Tensor) -> torch.Tensor:
     """Drop the leading columns that are padding in every row of a left-padded batch.
 
@@ -120,6 +135,9 @@ class NextItemModule(L.LightningModule):
         if model_cfg["label_smoothing"] and model_cfg["loss"] != "ce":
             raise ValueError("model.label_smoothing needs model.loss=ce (the full softmax); set it to 0.0 "
                              f"for model.loss={model_cfg['loss']}")
+        if model_cfg["train_remove_history"] and model_cfg["loss"] != "ce":
+            raise ValueError("model.train_remove_history needs model.loss=ce (the full softmax); set it to false "
+                             f"for model.loss={model_cfg['loss']}")
         if model_cfg["negatives"] not in NEGATIVES:
             raise ValueError(f"model.negatives must be one of {NEGATIVES}, got {model_cfg['negatives']!r}")
         self.model: SeqRecModel = build_model(model_cfg, n_items, item_attrs, n_attrs)
@@ -161,22 +179,32 @@ class NextItemModule(L.LightningModule):
             seq = cut(seq)
             inputs, targets = seq[:, :-1], seq[:, 1:]
             targets = torch.where((inputs != PAD) & (targets != PAD), targets, torch.full_like(targets, -100))
+            history = earlier_items(inputs, inclusive=True)    # the target at t follows inputs[:, :t + 1]
         else:  # the last max_len items (trimmed afterwards, so no real item is cut)
-            inputs, targets = self._masked_inputs(cut(seq[:, 1:]))
+            items = cut(seq[:, 1:])
+            inputs, targets = self._masked_inputs(items)
+            history = earlier_items(items, inclusive=False)    # the masked item at t follows items[:, :t]
         hidden = self.model(inputs)
         keep = targets != -100
         hidden, targets = hidden[keep], targets[keep]
-        if self.hparams.model_cfg["loss"] == "sampled":
+        cfg = self.hparams.model_cfg
+        if cfg["loss"] == "sampled":
             return sampled_softmax_loss(self.model, hidden, targets, self.sample_negatives(seq.device))
         logits = self.model.item_logits(hidden)
         logits[:, PAD] = -torch.inf  # padding is never a next item
-        eps = float(self.hparams.model_cfg["label_smoothing"])
+        if cfg["train_remove_history"]:
+            # a repeat of the target stays its target; padding in `history` hits the column masked above
+            history = history[keep]
+            logits = logits.scatter(1, history.masked_fill(history == targets[:, None], PAD), -torch.inf)
+        eps = float(cfg["label_smoothing"])
         if not eps:
             return F.cross_entropy(logits, targets)
-        # eps spread uniformly over the real items: torch's own label_smoothing would also put mass on
-        # padding, whose log-probability is -inf
+        # eps spread uniformly over the candidates (the finite logits): torch's own label_smoothing would
+        # also put mass on padding and removed history, whose log-probability is -inf
         logp = logits.log_softmax(-1)
-        return (1.0 - eps) * F.nll_loss(logp, targets) - eps * logp[:, PAD + 1:].mean(-1).mean()
+        candidate = torch.isfinite(logp)
+        smooth = logp.where(candidate, 0.0).sum(-1) / candidate.sum(-1)
+        return (1.0 - eps) * F.nll_loss(logp, targets) - eps * smooth.mean()
 
     def training_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.training_loss(batch[0])
