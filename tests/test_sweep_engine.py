@@ -70,6 +70,11 @@ def test_training_sweep_keeps_checkpoints_and_embeddings_in_its_run_folder(tmp_p
         assert not [o for o in per_notebook if o.startswith("paths.checkpoints=")]
     path.write_text(path.read_text().replace("[checkpoints]", "checkpoints"))   # one key without brackets
     assert load_sweep(path).shared_paths == ("checkpoints",)
+    # two runs training one config at once would write one study folder: parallel launches are refused up front
+    for kwargs in ({"jobs": 2}, {"launcher": "ray"}, {"launcher": "submitit"}):
+        with pytest.raises(ValueError, match=r"sweep 'train_chain' shares paths \['checkpoints'\] .* one at a time"):
+            run_sweep(load_sweep(path), root=tmp_path / "refused", code_version=CODE, progress=False, **kwargs)
+    assert not (tmp_path / "refused").exists()
     path.write_text(path.read_text().replace("shared_paths: checkpoints", "shared_paths: {a: 1}"))
     with pytest.raises(ValueError, match=r"train_chain\.yaml: shared_paths must list paths\.\* keys"):
         load_sweep(path)

@@ -139,6 +139,12 @@ def run_sweep(spec: SweepSpec | str | Path, preset: str | None = None, jobs: int
         else ``ray.init`` joins ``$RAY_ADDRESS`` or starts a local cluster for this sweep.
     """
     spec = spec if isinstance(spec, SweepSpec) else load_sweep(spec)
+    if spec.shared_paths and (jobs > 1 or launcher != "local"):
+        # two runs that train one config would write one checkpoint folder of the study at once
+        raise ValueError(f"sweep {spec.name!r} shares paths {list(spec.shared_paths)} with the study, so its runs "
+                         f"must run one at a time; got jobs={jobs}, launcher={launcher!r}. Fix: run it with "
+                         "jobs=1 and the local launcher (report.sweep_jobs=1 in notebook 05), or drop shared_paths "
+                         "from its sweep file to give every run folders of its own")
     runs = expand(spec, preset, root, code_version)
     root = runs[0].run_dir.parent if runs else Path(root or ".")
     write_json(root / "plan.json", {"sweep": spec.name, "preset": preset or spec.preset,

@@ -27,7 +27,8 @@ Sharing ``checkpoints`` is safe because a next-item training's folder is named b
 everything that shapes its weights (:func:`lib.train.run.run_name`): a run whose model and trainer
 config the study's notebook 02 has trained tests that checkpoint again instead of retraining, and
 any other config trains into a folder of its own. Two runs of one sweep that train the same config
-must then not run at once (``jobs=1``), or they would write the same folder.
+must then not run at once, or they would write the same folder: :func:`lib.sweep.engine.run_sweep` refuses
+such a sweep with ``jobs > 1`` or another launcher than ``local``.
 
 A changed knob, commit or data file therefore gives a new run folder, and an unchanged
 run is found again and skipped.
