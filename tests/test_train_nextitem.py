@@ -124,6 +124,8 @@ def test_a_run_that_early_stopping_ended_stays_ended(prepared):
     assert again["global_step"] == first["global_step"] and again["best_ckpt"] == first["best_ckpt"]
     assert first["stopped_by"] == "early_stopping" and first["epochs"] < 39
     assert again["epochs"] == first["epochs"] and again["test/ndcg@10"] == first["test/ndcg@10"]
+    # the fitting time is the first call's; this call's own seconds are the test alone
+    assert again["fit_wall_s"] == first["fit_wall_s"] > 0 and first["wall_s"] > first["fit_wall_s"]
     versions = sorted((objects["run_dir"] / "csv").glob("version_*/metrics.csv"))
     assert len(versions) == 2
     rerun = pd.read_csv(versions[1])   # the rerun logged its test and nothing else: no training, no validation

@@ -154,7 +154,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     -------
     metrics : dict
         ``test/hr@K``, ``test/ndcg@K``, ``test/loss``, ``best/<monitor>``, ``global_step``,
-        ``start_step`` (> 0 when resumed), ``epochs``, ``wall_s`` and the checkpoint paths.
+        ``start_step`` (> 0 when resumed), ``epochs``, ``wall_s`` (seconds of this call: a re-test of an ended
+        run counts only its test), ``fit_wall_s`` (seconds of fitting over every session of the run; None
+        for a run ended before it was recorded) and the checkpoint paths.
     objects : dict
         ``trainer``, ``module``, ``datamodule``, ``run_dir``.
     """
@@ -181,7 +183,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         fit = {"stopped_by": stopped_by,
                "patience": int(cfg.trainer.patience), "epochs": int(trainer.current_epoch),
                "global_step": int(trainer.global_step), "best_ckpt": Path(best_path).name if best_path else None,
-               "best_score": float(best.best_model_score) if best.best_model_score is not None else None}
+               "best_score": float(best.best_model_score) if best.best_model_score is not None else None,
+               "fit_wall_s": module.wall_seconds()}
         if trainer.is_global_zero:
             write_json(run_dir / "fit.json", fit)
         start_step = module.start_step if module.start_step is not None else trainer.global_step
@@ -196,6 +199,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "last_ckpt": str(last) if last is not None else None, "run_dir": str(run_dir), "run_name": run_dir.name,
         "dataset": cfg.trainer.dataset, "arch": cfg.model.arch, "size": cfg.model.size,
         "world_size": int(trainer.world_size), "wall_s": time.perf_counter() - start,
+        "fit_wall_s": fit.get("fit_wall_s"),
     })
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
