@@ -7,11 +7,11 @@ popularity, ``model.negatives``), with accidental hits (a negative equal to the 
 removed, as in gSASRec / eSASRec. SASRec predicts the next item at every non-padding position
 of the training sequence; BERT4Rec replaces a random ``mask_prob`` share of items by
 ``[MASK]`` (at least one per sequence) and predicts the originals. ``model.label_smoothing``
-moves that share of the full-softmax target mass evenly onto all candidate items. ``model.train_remove_history``
-leaves the user's earlier items (those before the target's position, other than the target itself) out of
-the full softmax, as the ``history_removed/`` evaluation below leaves them out of the candidates. The learning rate follows
-``model.lr_schedule`` (linear warm-up over ``warmup_steps``, then constant, cosine or linear
-decay to ``min_lr_ratio x lr`` at ``decay_steps``). Validation and test rank *all* items for every user
+moves that share of the full-softmax target mass evenly onto all candidate items.
+``model.train_remove_history`` leaves the user's earlier items (those before the target's position, other
+than the target itself) out of the full softmax, as the ``history_removed/`` evaluation below leaves them out
+of the candidates. The learning rate follows ``model.lr_schedule`` (linear warm-up over ``warmup_steps``,
+then constant, cosine or linear decay to ``min_lr_ratio x lr`` at ``decay_steps``). Validation and test rank *all* items for every user
 (padding and ``[MASK]`` are never candidates; history items stay candidates) and report
 HR@K / NDCG@K for ``model.ks`` plus the cross-entropy of the held-out item; ``history_removed/``
 metrics repeat HR / NDCG with the user's earlier items removed from the candidates, the protocol
@@ -179,11 +179,10 @@ class NextItemModule(L.LightningModule):
             seq = cut(seq)
             inputs, targets = seq[:, :-1], seq[:, 1:]
             targets = torch.where((inputs != PAD) & (targets != PAD), targets, torch.full_like(targets, -100))
-            history = earlier_items(inputs, inclusive=True)    # the target at t follows inputs[:, :t + 1]
+            before, inclusive = inputs, True           # the target at t follows inputs[:, :t + 1]
         else:  # the last max_len items (trimmed afterwards, so no real item is cut)
-            items = cut(seq[:, 1:])
-            inputs, targets = self._masked_inputs(items)
-            history = earlier_items(items, inclusive=False)    # the masked item at t follows items[:, :t]
+            before, inclusive = cut(seq[:, 1:]), False  # the masked item at t follows those items[:, :t]
+            inputs, targets = self._masked_inputs(before)
         hidden = self.model(inputs)
         keep = targets != -100
         hidden, targets = hidden[keep], targets[keep]
@@ -194,7 +193,7 @@ class NextItemModule(L.LightningModule):
         logits[:, PAD] = -torch.inf  # padding is never a next item
         if cfg["train_remove_history"]:
             # a repeat of the target stays its target; padding in `history` hits the column masked above
-            history = history[keep]
+            history = earlier_items(before, inclusive)[keep]
             logits = logits.scatter(1, history.masked_fill(history == targets[:, None], PAD), -torch.inf)
         eps = float(cfg["label_smoothing"])
         if not eps:
