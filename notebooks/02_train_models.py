@@ -56,7 +56,8 @@ for dataset, arch in jobs:
     monitor = cfg.trainer.monitor
     curves.append(add_test_points(read_curves(metrics["run_dir"], monitor, dataset=dataset, model=arch), metrics,
                                   monitor, dataset=dataset, model=arch))
-    fitted = f"{metrics['fit_wall_s']:.0f} s of fitting" if metrics["fit_wall_s"] is not None else "fitting time unknown"
+    fit_s = metrics["fit_wall_s"]
+    fitted = f"{fit_s:.0f} s of fitting" if fit_s is not None else "fitting time unknown"
     print(f"{dataset} {arch}: {metrics['epochs']} epochs, {fitted}, this call {metrics['wall_s']:.0f} s, "
           f"best {metrics['best_ckpt']}")
 write_json(run_dir / "nextitem_runs.json", runs)

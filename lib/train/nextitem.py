@@ -11,8 +11,8 @@ moves that share of the full-softmax target mass evenly onto all candidate items
 ``model.train_remove_history`` leaves the user's earlier items (those before the target's position, other
 than the target itself) out of the full softmax, as the ``history_removed/`` evaluation below leaves them out
 of the candidates. The learning rate follows ``model.lr_schedule`` (linear warm-up over ``warmup_steps``,
-then constant, cosine or linear decay to ``min_lr_ratio x lr`` at ``decay_steps``). Validation and test rank *all* items for every user
-(padding and ``[MASK]`` are never candidates; history items stay candidates) and report
+then constant, cosine or linear decay to ``min_lr_ratio x lr`` at ``decay_steps``). Validation and test rank
+*all* items for every user (padding and ``[MASK]`` are never candidates; history items stay candidates) and report
 HR@K / NDCG@K for ``model.ks`` plus the cross-entropy of the held-out item; ``history_removed/``
 metrics repeat HR / NDCG with the user's earlier items removed from the candidates, the protocol
 of the published rows (:mod:`lib.eval.metrics`). Early stopping reads ``trainer.monitor``. Metric sums are
