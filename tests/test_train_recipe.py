@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -253,6 +254,34 @@ def test_training_flops_hand_computed(tmp_path):
     # tiny: H=32, 1 block; F=64; 3 tokens (causal: 2 attended on average), 2 targets, 10 candidates
     per_token = 8 * 32 * 32 + 6 * 32 * 64 + 4 * 2 * 32
     assert train_flops_per_sequence(cfg, 100, 3, 2) == 3 * (3 * per_token + 2 * 2 * 32 * 10)
+
+
+def test_gpu_table_on_the_cpu_reports_rates_that_agree_with_each_other():
+    """The GPU throughput / MFU table, run on the CPU with a made-up peak: one row per batch size, logit multiple
+    and precision, and every derived column recomputed by hand from the measured sequences/s."""
+    from omegaconf import OmegaConf
+
+    from lib.bench.train_bench import SPORTS_USERS, _real_inputs, gpu_table, synthetic_module, train_flops_per_sequence
+    from lib.config import CONF_DIR, compose
+
+    bcfg = OmegaConf.load(CONF_DIR / "bench" / "train.yaml")
+    bcfg.gpu.update({"batch_sizes": [16], "logit_multiples": [1, 64], "warmup": 1, "steps": 2, "n_users": 64,
+                     "n_items": 300, "matmul_n": 64, "matmul_repeats": 2, "peak_bf16_tflops": {"cpu": 0.5}})
+    table = gpu_table(bcfg, device="cpu")
+    assert [tuple(r) for r in table[["precision", "logit_multiple"]].itertuples(index=False)] == \
+        [("fp32", 1), ("bf16 autocast", 1), ("fp32", 64), ("bf16 autocast", 64)]
+    assert (table["batch"] == 16).all() and (table["sequences/s"] > 0).all()
+    assert np.allclose(table["s per Sports epoch"], SPORTS_USERS / table["sequences/s"])
+    cfg = compose(bcfg.gpu.preset, [*bcfg.gpu.overrides, "trainer.batch_size=16"])
+    real = _real_inputs(synthetic_module(cfg, 64, 300, cfg.seed, beauty_like=True)[1])
+    flops = train_flops_per_sequence(cfg.model, 300, real, real)
+    assert np.allclose(table["model TFLOP/s"], table["sequences/s"] * flops / 1e12)
+    assert np.allclose(table["MFU % (datasheet bf16 peak)"], 100 * table["model TFLOP/s"] / 0.5)
+    measured = table["model TFLOP/s"] / table["% of measured matmul rate"] * 100
+    assert np.allclose(measured, measured.iloc[0]) and measured.iloc[0] > 0
+    assert "cpu: datasheet dense bf16 peak 0.5 TFLOP/s" in table.attrs["setup"]
+    if not torch.cuda.is_available():
+        assert gpu_table(bcfg) is None
 
 
 def test_best_checkpoint_of_the_new_recipe_is_chosen_by_validation_and_reloads(tmp_path):

@@ -197,22 +197,22 @@ def _real_inputs(dm: SeqDataModule) -> float:
     return float((seqs[:, :-1] != 0).sum(1).float().mean())
 
 
-def matmul_tflops(n: int, repeats: int) -> float:
-    """bf16 TFLOP/s of an ``n x n x n`` matrix product on random data on the GPU (CUDA events, after 3 warm-ups):
-    the rate this chip attains in practice, beside its datasheet peak."""
-    a, b = (torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+def matmul_tflops(n: int, repeats: int, device: str = "cuda") -> float:
+    """bf16 TFLOP/s of an ``n x n x n`` matrix product on random data on ``device`` (after 3 warm-ups): the rate
+    this chip attains in practice, beside its datasheet peak."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    a, b = (torch.randn(n, n, device=device, dtype=torch.bfloat16) for _ in range(2))
     for _ in range(3):
         a @ b
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
+    sync()
+    start = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    end.record()
-    torch.cuda.synchronize()
-    return 2 * n ** 3 * repeats / (start.elapsed_time(end) / 1e3) / 1e12
+    sync()
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e12
 
 
-def gpu_table(bcfg: DictConfig) -> pd.DataFrame | None:
+def gpu_table(bcfg: DictConfig, device: str = "cuda") -> pd.DataFrame | None:
     """The paper recipe's training throughput on a CUDA GPU, fp32 and bf16 autocast, at ``bcfg.gpu.batch_sizes``
     and ``model.logit_multiple`` in ``bcfg.gpu.logit_multiples``.
 
@@ -220,18 +220,19 @@ def gpu_table(bcfg: DictConfig) -> pd.DataFrame | None:
     Sports epoch at that rate, model TFLOP/s from :func:`train_flops_per_sequence` and model FLOPs utilisation:
     against the chip's datasheet dense bf16 peak (``bcfg.gpu.peak_bf16_tflops`` by device name; NaN for a chip not
     listed) and against the bf16 matrix-product rate measured in the same run. ``None`` without a GPU.
+    ``device="cpu"`` runs the same table on the CPU (peak looked up under ``"cpu"``), which is how it is tested.
     """
-    if not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         return None
     g = bcfg.gpu
-    name = torch.cuda.get_device_name()
+    name = torch.cuda.get_device_name() if device == "cuda" else device
     peak = float(g.peak_bf16_tflops.get(name, float("nan")))
-    measured = matmul_tflops(int(g.matmul_n), int(g.matmul_repeats))
+    measured = matmul_tflops(int(g.matmul_n), int(g.matmul_repeats), device)
     rows = []
     for batch, multiple, bf16 in itertools.product(g.batch_sizes, g.logit_multiples, (False, True)):
         cfg = compose(g.preset, [*g.overrides, f"trainer.batch_size={batch}", f"model.logit_multiple={multiple}"])
         module, dm = synthetic_module(cfg, int(g.n_users), int(g.n_items), cfg.seed, beauty_like=True)
-        rate = _recipe_rate(cfg, module, dm, int(g.steps), int(g.warmup), True, True, bf16, device="cuda")
+        rate = _recipe_rate(cfg, module, dm, int(g.steps), int(g.warmup), True, True, bf16, device=device)
         real = _real_inputs(dm)
         tflops = rate * int(batch) * train_flops_per_sequence(cfg.model, int(g.n_items), real, real) / 1e12
         rows.append({"precision": "bf16 autocast" if bf16 else "fp32", "batch": int(batch),
@@ -240,7 +241,8 @@ def gpu_table(bcfg: DictConfig) -> pd.DataFrame | None:
                      "model TFLOP/s": tflops, "MFU % (datasheet bf16 peak)": 100 * tflops / peak,
                      "% of measured matmul rate": 100 * tflops / measured})
         del module, dm
-        torch.cuda.empty_cache()
+        if device == "cuda":
+            torch.cuda.empty_cache()
     table = pd.DataFrame(rows)
     table.attrs["setup"] = (f"{name}: datasheet dense bf16 peak {peak:g} TFLOP/s, measured {measured:.0f} TFLOP/s "
                             f"({g.matmul_n}^3 bf16 matmul); preset {g.preset} {list(g.overrides)}, "
