@@ -26,7 +26,7 @@ from lib.eval.baselines import ItemKNN, Popularity, evaluate
 from lib.io import write_json
 from lib.report.artefacts import record_metrics, register
 from lib.train.plots import add_test_points, label, read_curves
-from lib.train.run import PROTOCOLS, launch_many, published_rows, results_row
+from lib.train.run import PROTOCOLS, hr_intervals, launch_many, published_rows, results_row
 
 ks = tuple(cfg.model.ks)
 print("next-item data sets:", titles(cfg, cfg.trainer.datasets) or "none")
@@ -65,6 +65,8 @@ ours = len(rows)
 rows += published_rows(list(cfg.report.published_nextitem), list(cfg.trainer.datasets), ks)
 results = pd.DataFrame(rows, columns=["dataset", "model", "protocol", *(f"{m}@{k}" for k in ks for m in ("HR", "NDCG")),
                                       "source"])
+ci_col = f"HR@{cfg.model.hr_interval.k} {1 - cfg.model.hr_interval.alpha:.0%} CI"
+results[ci_col] = hr_intervals(results, n_users, ks, **cfg.model.hr_interval)
 print(results.round(4).to_string(index=False) if rows else "no next-item data sets (trainer.datasets is empty)")
 
 # %%
@@ -80,7 +82,9 @@ for dataset, table in results.groupby("dataset", sort=False):
                      "(the study's headline); 'history removed' drops them, as the published evaluation code "
                      "does (a re-bought test item then counts as a miss). Transformers use the checkpoint with the "
                      f"best {label(cfg.trainer.monitor)}; baselines are fitted on each user's history before the "
-                     "test item." + published)
+                     "test item. " + f"{ci_col}: Clopper-Pearson interval of our HR@{cfg.model.hr_interval.k} over the test users (one "
+                     "test item each), i.e. how far another draw of users could move it; it leaves out the spread "
+                     "over training seeds." + published)
 record_metrics(run_dir, {f"nextitem.{r['dataset']}.{r['model']}.{PROTOCOLS[r['protocol']].replace('/', '.')}"
                          f"{m.lower()}": r[m] for r in rows[:ours] for m in r if "@" in m})
 

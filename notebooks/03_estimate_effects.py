@@ -23,6 +23,7 @@ run_dir = Path(run_dir or Path(cfg.paths.results) / "03_estimate_effects")
 # %%
 import pandas as pd
 from lib.causal import experiments, metrics
+from lib.eval.metrics import binomial_ci
 from lib.report.artefacts import record_metrics, register
 
 ccfg, fcfg = cfg.causal, cfg.causal.findings
@@ -125,8 +126,8 @@ if ccfg.hillstrom.enabled:
         covers_n=("covers_rct", "sum"), poor_overlap=("poor_overlap", "mean")).reset_index()
     gap_summary["abs_error_mcse"] = gap.groupby(keys, sort=False)["abs_error"].std().to_numpy() / \
         gap_summary["n_seeds"].pow(0.5)
-    cis = [metrics.binomial_ci(int(k), int(n), float(ccfg.alpha)) for k, n in zip(gap_summary["covers_n"],
-                                                                                  gap_summary["n_seeds"])]
+    cis = [binomial_ci(int(k), int(n), float(ccfg.alpha)) for k, n in zip(gap_summary["covers_n"],
+                                                                          gap_summary["n_seeds"])]
     gap_summary["covers_ci_low"], gap_summary["covers_ci_high"] = [c[0] for c in cis], [c[1] for c in cis]
     gap_summary = gap_summary.drop(columns="covers_n")
     hill_findings = metrics.hillstrom_findings(gap_summary, fcfg.hillstrom_reference, fcfg.hillstrom_unadjusted,

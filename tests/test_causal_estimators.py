@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 from scipy import sparse
 
 from lib.causal.estimators import estimate
-from lib.causal.metrics import binomial_ci
+from lib.eval.metrics import binomial_ci
 from lib.config import compose
 from lib.errors import InputError
 

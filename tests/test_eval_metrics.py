@@ -123,3 +123,22 @@ def test_metrics_agree_with_torchmetrics_retrieval_on_random_scores(k):
     assert ndcg_at_k(scores, targets, k) == pytest.approx(float(ndcg), abs=1e-6)
     assert hit_rate_at_k(scores, targets, k) == pytest.approx(float(hr), abs=1e-6)
     assert 0 < float(hr) < 1   # the check is not vacuous
+
+
+def test_hit_rate_interval_covers_the_true_hit_rate_at_its_level():
+    """HR@K over n test users is a binomial share: over 2,000 draws of 1,000 users with a true hit rate of 0.06
+    the 95% interval covers 0.06 at a rate consistent with at least 95% (Clopper-Pearson never under-covers) and
+    not much more, and a share that is not a whole number of users is refused."""
+    from scipy.stats import binom
+
+    from lib.eval.metrics import hit_rate_interval
+
+    rng = np.random.default_rng(0)
+    reps, n, p = 2000, 1000, 0.06
+    hits = rng.binomial(n, p, size=reps)
+    covered = [lo <= p <= hi for lo, hi in (hit_rate_interval(h / n, n, 0.05) for h in hits)]
+    floor = binom.ppf(0.001, reps, 0.95) / reps     # 95% coverage, less only by 1-in-1,000 chance over 2,000 draws
+    assert floor <= np.mean(covered) <= 0.985, np.mean(covered)
+    assert hit_rate_interval(np.float32(61 / 1000), 1000, 0.05)[0] < 0.061 < hit_rate_interval(61 / 1000, 1000, 0.05)[1]
+    with pytest.raises(ValueError, match="not a whole number"):
+        hit_rate_interval(0.0615, 1000, 0.05)

@@ -20,6 +20,7 @@ import pytest
 from _data_fixtures import generated_sequences, raw_hillstrom
 from lib.config import compose
 from lib.embed.store import load_for
+from lib.eval.metrics import hit_rate_interval
 from lib.io import read_json, sha256_file
 from lib.report.artefacts import load
 from lib.runner import run_notebook
@@ -86,6 +87,10 @@ def test_a_third_dataset_goes_through_notebooks_01_to_03_with_config_alone(tmp_p
     table = art02["nextitem_gen"]["frame"]
     assert table.model.tolist() == ["popularity"] * 2 + ["itemknn"] * 2 + ["sasrec"] * 2
     assert table.protocol.tolist() == ["all items", "history removed"] * 3
+    for _, row in table.iterrows():   # every row is ours: an interval of HR@10 over the 400 test users around it
+        low, high = map(float, row["HR@10 95% CI"].split("-"))
+        assert (low, high) == tuple(round(v, 4) for v in hit_rate_interval(row["HR@10"], N_USERS, 0.05))
+        assert low <= row["HR@10"] <= high
     metrics = read_json(out / "metrics.json")
     for infix in ("", "history_removed."):
         assert 0.0 <= metrics[f"nextitem.gen.sasrec.{infix}ndcg@10"] <= metrics[f"nextitem.gen.sasrec.{infix}hr@10"] <= 1.0

@@ -7,13 +7,13 @@ Examples
 1.4142135623730951
 >>> covered(0.9, 1.1, 1.0), covered(1.2, 1.5, 1.0)
 (True, False)
->>> [round(v, 3) for v in binomial_ci(19, 20, alpha=0.05)]
-[0.751, 0.999]
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from lib.eval.metrics import binomial_ci
 
 
 def bias(ate: float, truth: float) -> float:
@@ -29,17 +29,6 @@ def rel_bias(ate: float, truth: float) -> float:
 def covered(ci_low: float, ci_high: float, truth: float) -> bool:
     """Whether the interval contains the truth (False for a missing interval)."""
     return bool(np.isfinite(ci_low) and np.isfinite(ci_high) and ci_low <= truth <= ci_high)
-
-
-def binomial_ci(successes: int, n: int, alpha: float) -> tuple[float, float]:
-    """Clopper-Pearson (exact) interval of a binomial proportion; (nan, nan) when ``n == 0``."""
-    from scipy.stats import beta
-
-    if n == 0:
-        return float("nan"), float("nan")
-    lo = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
-    hi = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
-    return lo, hi
 
 
 def pehe(cate: np.ndarray, tau: np.ndarray) -> float:

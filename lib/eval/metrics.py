@@ -17,6 +17,8 @@ Examples
 [1, 3]
 >>> round(ndcg_at_k(scores, torch.tensor([2, 0]), 2), 4)   # (1/log2(3) + 0) / 2
 0.3155
+>>> [round(v, 3) for v in binomial_ci(19, 20, alpha=0.05)]
+[0.751, 0.999]
 """
 from __future__ import annotations
 
@@ -101,3 +103,35 @@ def ranking_metrics(ranks: torch.Tensor | np.ndarray, ks: Iterable[int]) -> dict
     if ranks.numel() == 0:
         raise ValueError("no rows to evaluate")
     return {key: float(v) / ranks.numel() for key, v in metric_sums(ranks, ks).items()}
+
+
+def binomial_ci(successes: int, n: int, alpha: float) -> tuple[float, float]:
+    """Clopper-Pearson (exact) interval of a binomial proportion; (nan, nan) when ``n == 0``."""
+    from scipy.stats import beta
+
+    if n == 0:
+        return float("nan"), float("nan")
+    lo = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
+    hi = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return lo, hi
+
+
+def hit_rate_interval(hr: float, n: int, alpha: float) -> tuple[float, float]:
+    """Clopper-Pearson interval of a hit rate measured on ``n`` users (one test item each).
+
+    HR@K is the share of users whose test item ranks in the top K, a binomial proportion over the test users,
+    so the interval says how far another draw of users could move it; the spread over training seeds is not in
+    it. ``hr * n`` must be a whole number of users (up to float32 rounding).
+
+    >>> [round(v, 4) for v in hit_rate_interval(0.059, 35598, 0.05)]   # 2,100.3 users: not a hit rate of 35,598
+    Traceback (most recent call last):
+    ...
+    ValueError: HR 0.059 of 35598 users is 2100.282 hits, not a whole number: is n the number of test users?
+    >>> [round(v, 4) for v in hit_rate_interval(2100 / 35598, 35598, 0.05)]
+    [0.0566, 0.0615]
+    """
+    hits = hr * n
+    if abs(hits - round(hits)) > max(1e-3, 1e-6 * n):
+        raise ValueError(f"HR {hr:g} of {n} users is {hits:.3f} hits, not a whole number: is n the number of test "
+                         "users?")
+    return binomial_ci(int(round(hits)), int(n), alpha)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -27,6 +28,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
 
 from lib.errors import InputError
+from lib.eval.metrics import hit_rate_interval
 from lib.io import read_json, write_json
 from lib.models.seq import Block, seq_config
 from lib.train.datamodule import from_config
@@ -353,3 +355,20 @@ def published_rows(published: list[dict[str, Any]], datasets: list[str], ks: tup
                 row[f"{name.upper()}@{k}"] = float(entry.get(f"{name}@{k}", float("nan")))
         rows.append({**row, "source": entry["source"]})
     return rows
+
+
+def hr_intervals(results: pd.DataFrame, n_users: dict[str, int], ks: tuple[int, ...], k: int,
+                 alpha: float) -> list[str]:
+    """``"low-high"`` Clopper-Pearson interval of HR@``k`` over the test users for each row of the next-item
+    table whose ``source`` is this study, ``""`` for a published row (``model.hr_interval``).
+
+    >>> table = pd.DataFrame({"dataset": ["sports", "sports"], "HR@10": [2100 / 35598, 0.0569],
+    ...                       "source": ["this study", "eSASRec"]})
+    >>> hr_intervals(table, {"sports": 35598}, (5, 10, 20), 10, 0.05)
+    ['0.0566-0.0615', '']
+    """
+    if k not in ks:
+        raise ValueError(f"model.hr_interval.k={k} is not one of model.ks={list(ks)}: add it there or pick one of "
+                         "them")
+    return [("{:.4f}-{:.4f}".format(*hit_rate_interval(r[f"HR@{k}"], n_users[r["dataset"]], alpha))
+             if r["source"] == "this study" else "") for _, r in results.iterrows()]
