@@ -82,9 +82,9 @@ for dataset, table in results.groupby("dataset", sort=False):
                      "(the study's headline); 'history removed' drops them, as the published evaluation code "
                      "does (a re-bought test item then counts as a miss). Transformers use the checkpoint with the "
                      f"best {label(cfg.trainer.monitor)}; baselines are fitted on each user's history before the "
-                     "test item. " + f"{ci_col}: Clopper-Pearson interval of our HR@{cfg.model.hr_interval.k} over the test users (one "
-                     "test item each), i.e. how far another draw of users could move it; it leaves out the spread "
-                     "over training seeds." + published)
+                     f"test item. {ci_col}: Clopper-Pearson interval of our HR@{cfg.model.hr_interval.k} over the "
+                     "test users (one test item each), i.e. how far another draw of users could move it; it leaves "
+                     "out the spread over training seeds." + published)
 record_metrics(run_dir, {f"nextitem.{r['dataset']}.{r['model']}.{PROTOCOLS[r['protocol']].replace('/', '.')}"
                          f"{m.lower()}": r[m] for r in rows[:ours] for m in r if "@" in m})
 
