@@ -56,10 +56,20 @@ def table_text(frame: pd.DataFrame, float_format: str, name: str = "table", capt
     """Markdown and LaTeX text of a table (numbers formatted with ``float_format``).
 
     The LaTeX is a floating ``table`` with the caption and label ``tab:<name>``; cell
-    text is escaped (names such as ``seq_pretrained`` hold underscores).
+    text is escaped (names such as ``seq_pretrained`` hold underscores). A missing value (NaN, NA) is a
+    blank cell in Markdown and ``--`` in LaTeX.
+
+    >>> print(table_text(pd.DataFrame({"HR@5": [0.031, float("nan")], "n_seeds": pd.array([3, None], "Int64")}),
+    ...                  "%.4g")[0])
+    |   HR@5 |   n_seeds |
+    |-------:|----------:|
+    |  0.031 |         3 |
+    |        |           |
+    <BLANKLINE>
     """
     fmt = float_format.lstrip("%")
-    markdown = frame.to_markdown(index=False, floatfmt=fmt) + "\n"
+    cells = frame.astype(object).where(frame.notna(), None)    # tabulate prints NaN as "nan" and NA as "<NA>"
+    markdown = cells.to_markdown(index=False, floatfmt=fmt, missingval="") + "\n"
     latex = frame.to_latex(index=False, float_format=lambda v: float_format % v, na_rep="--", escape=True,
                            caption=_latex_escape(caption) or None, label=f"tab:{name}")
     return markdown, latex
