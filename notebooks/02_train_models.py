@@ -26,7 +26,7 @@ from lib.eval.baselines import ItemKNN, Popularity, evaluate
 from lib.io import write_json
 from lib.report.artefacts import record_metrics, register
 from lib.train.plots import add_test_points, label, read_curves
-from lib.train.run import PROTOCOLS, hr_intervals, launch_many, published_rows, results_row
+from lib.train.run import PROTOCOLS, launch_many, mean_over_seeds, published_rows, results_row, training_seeds
 
 ks = tuple(cfg.model.ks)
 print("next-item data sets:", titles(cfg, cfg.trainer.datasets) or "none")
@@ -38,36 +38,43 @@ for dataset in cfg.trainer.datasets:
         scores = evaluate(baseline, sequences, meta["n_items"], "test", ks)
         rows += [{**results_row(dataset, name, scores, ks, "", protocol), "source": "this study"}
                  for protocol in PROTOCOLS]
-    jobs += [(dataset, arch) for arch in cfg.model.compare
-             if dataset in (cfg.model.compare_datasets or {}).get(arch, [dataset])]
+    jobs += [(dataset, arch, seed) for arch in cfg.model.compare
+             if dataset in (cfg.model.compare_datasets or {}).get(arch, [dataset])
+             for seed in training_seeds(cfg, arch)]
 
 # %%
 # `trainer.concurrent_runs` trainings side by side, the biggest data set first, so that its long runs
-# start at once and the small ones fill the other core; tables keep the order of trainer.datasets
+# start at once and the small ones fill the other core; tables keep the order of trainer.datasets.
+# Each architecture trains with its seeds of model.compare_seeds; the first (`seed`) is plotted and exported.
 order = sorted(jobs, key=lambda job: -n_users[job[0]])
-trained = launch_many(preset, [([*overrides, f"trainer.dataset={dataset}", f"model.arch={arch}"],
-                                run_dir / "runs" / f"{dataset}__{arch}.json") for dataset, arch in order],
+trained = launch_many(preset, [([*overrides, f"trainer.dataset={dataset}", f"model.arch={arch}", f"seed={seed}"],
+                                run_dir / "runs" / f"{dataset}__{arch}__seed{seed}.json")
+                               for dataset, arch, seed in order],
                       cfg.trainer.concurrent_runs)
 done = dict(zip(order, trained))
-for dataset, arch in jobs:
-    metrics = runs[f"{dataset}/{arch}"] = done[dataset, arch]
+for dataset, arch, seed in jobs:
+    metrics = runs[f"{dataset}/{arch}/seed{seed}"] = done[dataset, arch, seed]
     rows += [{**results_row(dataset, arch, metrics, ks, "test/", protocol), "source": "this study"}
              for protocol in PROTOCOLS]
     monitor = cfg.trainer.monitor
-    curves.append(add_test_points(read_curves(metrics["run_dir"], monitor, dataset=dataset, model=arch), metrics,
-                                  monitor, dataset=dataset, model=arch))
+    if seed == cfg.seed:
+        curves.append(add_test_points(read_curves(metrics["run_dir"], monitor, dataset=dataset, model=arch),
+                                      metrics, monitor, dataset=dataset, model=arch))
     fit_s = metrics["fit_wall_s"]
     fitted = f"{fit_s:.0f} s of fitting" if fit_s is not None else "fitting time unknown"
-    print(f"{dataset} {arch}: {metrics['epochs']} epochs, {fitted}, this call {metrics['wall_s']:.0f} s, "
-          f"best {metrics['best_ckpt']}")
+    print(f"{dataset} {arch} seed {seed}: {metrics['epochs']} epochs, {fitted}, this call {metrics['wall_s']:.0f} s, "
+          f"best {metrics['best_ckpt']}, test HR@10 {metrics['test/history_removed/hr@10']:.4f} (history removed)")
 write_json(run_dir / "nextitem_runs.json", runs)
-ours = len(rows)
-rows += published_rows(list(cfg.report.published_nextitem), list(cfg.trainer.datasets), ks)
-results = pd.DataFrame(rows, columns=["dataset", "model", "protocol", *(f"{m}@{k}" for k in ks for m in ("HR", "NDCG")),
-                                      "source"])
-ci_col = f"HR@{cfg.model.hr_interval.k} {1 - cfg.model.hr_interval.alpha:.0%} CI"
-results[ci_col] = hr_intervals(results, n_users, ks, **cfg.model.hr_interval)
-print(results.round(4).to_string(index=False) if rows else "no next-item data sets (trainer.datasets is empty)")
+columns = ["dataset", "model", "protocol", *(f"{m}@{k}" for k in ks for m in ("HR", "NDCG")), "source"]
+# one row per seed -> their mean (baselines are deterministic: one run each)
+ours = mean_over_seeds(pd.DataFrame(rows, columns=columns), n_users, **cfg.model.hr_interval)
+results = pd.concat([ours, pd.DataFrame(published_rows(list(cfg.report.published_nextitem),
+                                                      list(cfg.trainer.datasets), ks), columns=columns)],
+                    ignore_index=True)[[*ours.columns]]
+results["n_seeds"] = results["n_seeds"].astype("Int64")   # blank for published rows
+ci_col, hr_k = ours.columns[-1], f"HR@{cfg.model.hr_interval.k}"
+results[ci_col] = results[ci_col].fillna("")
+print(results.round(4).to_string(index=False) if len(results) else "no next-item data sets (trainer.datasets is empty)")
 
 # %%
 for dataset, table in results.groupby("dataset", sort=False):
@@ -82,32 +89,35 @@ for dataset, table in results.groupby("dataset", sort=False):
                      "(the study's headline); 'history removed' drops them, as the published evaluation code "
                      "does (a re-bought test item then counts as a miss). Transformers use the checkpoint with the "
                      f"best {label(cfg.trainer.monitor)}; baselines are fitted on each user's history before the "
-                     f"test item. {ci_col}: Clopper-Pearson interval of our HR@{cfg.model.hr_interval.k} over the "
-                     "test users (one test item each), i.e. how far another draw of users could move it; it leaves "
-                     "out the spread over training seeds." + published)
+                     "test item. Our rows are means over n_seeds training seeds (seed, seed + 1, ...; "
+                     f"model.compare_seeds); the seed SE columns are the standard errors of the {hr_k} and NDCG@"
+                     f"{cfg.model.hr_interval.k} means over those seeds on these users (blank for one seed), the "
+                     f"spread to set against a published number on the same split. {ci_col}: Clopper-Pearson "
+                     f"interval of our {hr_k} over the test users (one test item each; for several seeds the mean of "
+                     "each seed's bounds), i.e. how far another draw of users could move it." + published)
 record_metrics(run_dir, {f"nextitem.{r['dataset']}.{r['model']}.{PROTOCOLS[r['protocol']].replace('/', '.')}"
-                         f"{m.lower()}": r[m] for r in rows[:ours] for m in r if "@" in m})
+                         f"{m.lower()}": r[m] for _, r in ours.iterrows() for m in columns if "@" in m})
 
 # %%
 if curves:
     curves = pd.concat(curves, ignore_index=True)
     register(run_dir, "learning_curves", "figure", curves, plot="lib.train.plots:plot_learning_curves",
              caption="Training loss and validation loss / NDCG@10 (all items and history removed) per epoch "
-                     "for every data set and transformer, read from Lightning's CSV logs (a resumed run continues "
-                     "its curve).")
+                     f"for every data set and transformer (the run with seed {cfg.seed}), read from Lightning's CSV "
+                     "logs (a resumed run continues its curve).")
     from lib.train.plots import compute_table, plot_learning_curves, plot_quality_vs_compute
     plot_learning_curves(curves);
     register(run_dir, "nextitem_compute", "table", compute_table(curves),
-             caption="Quality against compute per data set and transformer (one seed): epochs trained, fit wall "
-                     f"clock per epoch on this machine (training + validation), best {label(cfg.trainer.monitor)}, "
-                     "the checkpoint selection metric, the epoch and wall-clock hours at which it was reached, and "
-                     "the test NDCG@10 of that checkpoint under the same protocol.")
+             caption=f"Quality against compute per data set and transformer (the run with seed {cfg.seed}): "
+                     "epochs trained, fit wall clock per epoch on this machine (training + validation), best "
+                     f"{label(cfg.trainer.monitor)}, the checkpoint selection metric, the epoch and wall-clock "
+                     "hours at which it was reached, and the test NDCG@10 of that checkpoint under the same protocol.")
     register(run_dir, "quality_vs_compute", "figure", curves, plot="lib.train.plots:plot_quality_vs_compute",
              caption=f"The {label(cfg.trainer.monitor)}, full ranking, the checkpoint selection metric, "
                      "against training epochs and fit wall-clock hours; the star is the test NDCG@10, same "
-                     "protocol, of the checkpoint chosen on validation. One seed per run, so no error "
-                     "bars; a curve still rising at its right end was stopped by the epoch budget, not by early "
-                     "stopping.")
+                     "protocol, of the checkpoint chosen on validation. One run each (seed "
+                     f"{cfg.seed}), so no error bars; a curve still rising at its right end was stopped by the "
+                     "epoch budget, not by early stopping.")
     plot_quality_vs_compute(curves);
 
 # %% [markdown]

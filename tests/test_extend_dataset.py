@@ -65,7 +65,7 @@ def test_a_third_dataset_goes_through_notebooks_01_to_03_with_config_alone(tmp_p
     recipe = [f"hydra.searchpath=[file://{conf}]", "data.sequences.datasets=[gen]", "simulate.semisynth.dataset=gen"]
     small = [f"paths.data_root={raw}", f"data.sha256.hillstrom={sha256_file(raw / 'hillstrom' / 'hillstrom.csv')}",
              f"paths.results={results}", f"paths.processed={tmp_path / 'processed'}", "data.events.sources=[]",
-             "model.compare=[sasrec]", "model.text.predict.enabled=false", "model.text.finetune.enabled=false",
+             "model.compare=[sasrec]", "+model.compare_seeds.sasrec=2", "model.text.predict.enabled=false", "model.text.finetune.enabled=false",
              "model.embed.hillstrom_variants=[]", "model.embed.seq_variants=[bag_svd,seq_pretrained]"]
     cfg = compose("smoke", [*recipe, *small])
     assert list(cfg.trainer.datasets) == ["gen"] and list(cfg.model.embed.datasets) == ["gen"]
@@ -87,10 +87,23 @@ def test_a_third_dataset_goes_through_notebooks_01_to_03_with_config_alone(tmp_p
     table = art02["nextitem_gen"]["frame"]
     assert table.model.tolist() == ["popularity"] * 2 + ["itemknn"] * 2 + ["sasrec"] * 2
     assert table.protocol.tolist() == ["all items", "history removed"] * 3
+    # SASRec: the mean of its two seeds' runs, their standard error, the mean of their HR@10 intervals
+    seeds = [read_json(out / "runs" / f"gen__sasrec__seed{s}.json") for s in (0, 1)]
+    assert seeds[0]["run_name"] != seeds[1]["run_name"]
     for _, row in table.iterrows():   # every row is ours: an interval of HR@10 over the 400 test users around it
         low, high = map(float, row["HR@10 95% CI"].split("-"))
-        assert (low, high) == tuple(round(v, 4) for v in hit_rate_interval(row["HR@10"], N_USERS, 0.05))
-        assert low <= row["HR@10"] <= high
+        if row.model != "sasrec":
+            assert row.n_seeds == 1 and np.isnan(row["HR@10 seed SE"])
+            assert (low, high) == tuple(round(v, 4) for v in hit_rate_interval(row["HR@10"], N_USERS, 0.05))
+            assert low <= row["HR@10"] <= high
+            continue
+        infix = "history_removed/" if row.protocol == "history removed" else ""
+        hr, ndcg = ([m[f"test/{infix}{name}@10"] for m in seeds] for name in ("hr", "ndcg"))
+        assert row.n_seeds == 2 and row["HR@10"] == pytest.approx(np.mean(hr))
+        assert row["HR@10 seed SE"] == pytest.approx(abs(hr[0] - hr[1]) / 2)       # SD / sqrt(2), SD = |a - b| / sqrt(2)
+        assert row["NDCG@10 seed SE"] == pytest.approx(abs(ndcg[0] - ndcg[1]) / 2)
+        bounds = np.mean([hit_rate_interval(h, N_USERS, 0.05) for h in hr], axis=0)
+        assert (low, high) == tuple(round(v, 4) for v in bounds)
     metrics = read_json(out / "metrics.json")
     for infix in ("", "history_removed."):
         assert 0.0 <= metrics[f"nextitem.gen.sasrec.{infix}ndcg@10"] <= metrics[f"nextitem.gen.sasrec.{infix}hr@10"] <= 1.0

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, Timer
@@ -30,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from lib.errors import InputError
 from lib.eval.metrics import hit_rate_interval
 from lib.io import read_json, write_json
-from lib.models.seq import Block, seq_config
+from lib.models.seq import ARCHS, Block, seq_config
 from lib.train.datamodule import from_config
 from lib.train.nextitem import NextItemModule
 
@@ -357,18 +358,49 @@ def published_rows(published: list[dict[str, Any]], datasets: list[str], ks: tup
     return rows
 
 
-def hr_intervals(results: pd.DataFrame, n_users: dict[str, int], ks: tuple[int, ...], k: int,
-                 alpha: float) -> list[str]:
-    """``"low-high"`` Clopper-Pearson interval of HR@``k`` over the test users for each row of the next-item
-    table whose ``source`` is this study, ``""`` for a published row (``model.hr_interval``).
+def training_seeds(cfg: DictConfig, arch: str) -> list[int]:
+    """Seeds notebook 02 trains ``arch`` with: ``seed``, ``seed + 1``, ... (``model.compare_seeds``; missing arch = 1).
 
-    >>> table = pd.DataFrame({"dataset": ["sports", "sports"], "HR@10": [2100 / 35598, 0.0569],
-    ...                       "source": ["this study", "eSASRec"]})
-    >>> hr_intervals(table, {"sports": 35598}, (5, 10, 20), 10, 0.05)
-    ['0.0566-0.0615', '']
+    The first is ``seed`` itself, so that run keeps its name and is the one exported and plotted.
+
+    >>> cfg = OmegaConf.create({"seed": 4, "model": {"compare_seeds": {"sasrec": 3}}})
+    >>> training_seeds(cfg, "sasrec"), training_seeds(cfg, "bert4rec")
+    ([4, 5, 6], [4])
     """
-    if k not in ks:
-        raise ValueError(f"model.hr_interval.k={k} is not one of model.ks={list(ks)}: add it there or pick one of "
-                         "them")
-    return [("{:.4f}-{:.4f}".format(*hit_rate_interval(r[f"HR@{k}"], n_users[r["dataset"]], alpha))
-             if r["source"] == "this study" else "") for _, r in results.iterrows()]
+    counts = dict(cfg.model.compare_seeds or {})
+    unknown = sorted(set(counts) - set(ARCHS))
+    if unknown:
+        raise InputError("conf/model (model.compare_seeds)", None, f"names {unknown}, not an architecture",
+                         f"spell one of {list(ARCHS)}, or drop the entry")
+    return [int(cfg.seed) + i for i in range(int(counts.get(arch, 1)))]
+
+
+def mean_over_seeds(runs: pd.DataFrame, n_users: dict[str, int], k: int, alpha: float) -> pd.DataFrame:
+    """Our next-item rows averaged over training seeds (``runs``: one row per seed, same columns otherwise).
+
+    Adds ``n_seeds``; ``HR@k seed SE`` and ``NDCG@k seed SE``, the standard error of the mean over seeds
+    (sample SD / sqrt(n_seeds), NaN for one seed); and ``HR@k {1 - alpha} CI``, the Clopper-Pearson interval
+    of HR@k over the test users (:func:`lib.eval.metrics.hit_rate_interval`), for several seeds the mean of
+    each seed's bounds. That interval is about another draw of users; the SE columns are about another draw of
+    training seeds on these users, the spread a published number on the same split is compared with.
+
+    >>> runs = pd.DataFrame({"dataset": "sports", "model": "sasrec", "protocol": "history removed",
+    ...                      "HR@10": [2100 / 35598, 2140 / 35598], "NDCG@10": [0.035, 0.036], "source": "this study"})
+    >>> mean_over_seeds(runs, {"sports": 35598}, 10, 0.05).round(5).iloc[0].to_dict()  # doctest: +NORMALIZE_WHITESPACE
+    {'dataset': 'sports', 'model': 'sasrec', 'protocol': 'history removed', 'HR@10': 0.05955, 'NDCG@10': 0.0355,
+     'source': 'this study', 'n_seeds': 2, 'HR@10 seed SE': 0.00056, 'NDCG@10 seed SE': 0.0005,
+     'HR@10 95% CI': '0.0571-0.0621'}
+    """
+    keys = ["dataset", "model", "protocol", "source"]
+    if f"HR@{k}" not in runs:
+        raise ValueError(f"model.hr_interval.k={k} is not one of model.ks: add it there or pick one of them")
+    bounds = pd.DataFrame([hit_rate_interval(r[f"HR@{k}"], n_users[r["dataset"]], alpha) for _, r in runs.iterrows()],
+                          columns=["low", "high"], index=runs.index)
+    groups = runs.join(bounds).groupby(keys, sort=False)
+    out = groups[[c for c in runs if c not in keys]].mean().reset_index()[list(runs.columns)]
+    out["n_seeds"] = groups.size().to_numpy()
+    for name in ("HR", "NDCG"):
+        out[f"{name}@{k} seed SE"] = (groups[f"{name}@{k}"].std(ddof=1) / np.sqrt(groups.size())).to_numpy()
+    mean = groups[["low", "high"]].mean().to_numpy()
+    out[f"HR@{k} {1 - alpha:.0%} CI"] = [f"{low:.4f}-{high:.4f}" for low, high in mean]
+    return out
