@@ -62,8 +62,10 @@ for dataset, arch, seed in jobs:
                                       metrics, monitor, dataset=dataset, model=arch))
     fit_s = metrics["fit_wall_s"]
     fitted = f"{fit_s:.0f} s of fitting" if fit_s is not None else "fitting time unknown"
+    test = results_row(dataset, arch, metrics, ks, "test/", "history removed")
     print(f"{dataset} {arch} seed {seed}: {metrics['epochs']} epochs, {fitted}, this call {metrics['wall_s']:.0f} s, "
-          f"best {metrics['best_ckpt']}, test HR@10 {metrics['test/history_removed/hr@10']:.4f} (history removed)")
+          f"best {metrics['best_ckpt']}; test, history removed:",
+          ", ".join(f"{m} {test[m]:.4f}" for m in test if "@" in m))
 write_json(run_dir / "nextitem_runs.json", runs)
 columns = ["dataset", "model", "protocol", *(f"{m}@{k}" for k in ks for m in ("HR", "NDCG")), "source"]
 # one row per seed -> their mean (baselines are deterministic: one run each)
@@ -74,7 +76,8 @@ results = pd.concat([ours, pd.DataFrame(published_rows(list(cfg.report.published
 results["n_seeds"] = results["n_seeds"].astype("Int64")   # blank for published rows
 ci_col, hr_k = ours.columns[-1], f"HR@{cfg.model.hr_interval.k}"
 results[ci_col] = results[ci_col].fillna("")
-print(results.round(4).to_string(index=False) if len(results) else "no next-item data sets (trainer.datasets is empty)")
+print(results.round(4).to_string(index=False) if len(results) else
+      "no next-item data sets (trainer.datasets is empty)")
 
 # %%
 for dataset, table in results.groupby("dataset", sort=False):

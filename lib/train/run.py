@@ -393,7 +393,9 @@ def mean_over_seeds(runs: pd.DataFrame, n_users: dict[str, int], k: int, alpha: 
     """
     keys = ["dataset", "model", "protocol", "source"]
     if f"HR@{k}" not in runs:
-        raise ValueError(f"model.hr_interval.k={k} is not one of model.ks: add it there or pick one of them")
+        cut_offs = [int(c.split("@")[1]) for c in runs if c.startswith("HR@")]
+        raise ValueError(f"model.hr_interval.k={k} is not one of model.ks={cut_offs}: add it there or pick one of "
+                         "them")
     bounds = pd.DataFrame([hit_rate_interval(r[f"HR@{k}"], n_users[r["dataset"]], alpha) for _, r in runs.iterrows()],
                           columns=["low", "high"], index=runs.index)
     groups = runs.join(bounds).groupby(keys, sort=False)
